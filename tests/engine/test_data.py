@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cream_engine.config import from_dict
+from cream_engine.data import (DataError, bundled_path, check_inputs, load_prompts,
+                               prompt_slices, read_jsonl, write_jsonl)
+
+
+def test_bundled_prompts_are_many_and_varied() -> None:
+    prompts = load_prompts("bundled:prompts")
+    assert len(prompts) >= 300
+    rows = read_jsonl(bundled_path("prompts.jsonl"))
+    cats = Counter(r["category"] for r in rows)
+    assert set(cats) >= {"explain", "howto", "write", "compare", "advise", "reasoning",
+                         "arithmetic"}
+    assert min(cats.values()) >= 30
+    assert len({p.text.lower() for p in prompts}) == len(prompts)
+
+
+def test_bundled_arithmetic_answers_are_integers() -> None:
+    rows = [r for r in read_jsonl(bundled_path("prompts.jsonl"))
+            if r["category"] == "arithmetic"]
+    assert rows and all(isinstance(r["answer"], int) for r in rows)
+
+
+def test_user_files_in_prompt_and_messages_form(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join([
+        json.dumps({"prompt": "What is DPO?"}),
+        "",
+        json.dumps({"id": "chat-1", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Name a prime."},
+            {"role": "assistant", "content": "7"}]}),
+    ]), encoding="utf-8")
+    p1, p2 = load_prompts(str(path))
+    assert (p1.id, p1.text) == ("line-1", "What is DPO?")
+    assert p2.id == "chat-1" and p2.text == "Name a prime."
+    assert [m["role"] for m in p2.messages] == ["system", "user"]  # the answer is dropped
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "no prompts in the file"),
+    (b"\n\n", "no prompts in the file"),
+    (b'{"prompt": "caf\xe9"}\n', "not UTF-8"),
+    (b'{"prompt": "a"}\n{"prompt": \n', ":2: invalid JSON"),
+    (b'{"text": "a"}\n', ':1: expected a non-empty "prompt"'),
+    (b'{"id": 1, "prompt": "a"}\n{"id": 1, "prompt": "b"}\n', "duplicate prompt id '1'"),
+    (b'["a"]\n', "expected a JSON object"),
+])
+def test_bad_prompt_files_are_named(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        load_prompts(str(path))
+    assert expected in str(err.value) and str(path) in str(err.value)
+
+
+def test_slices_are_disjoint_and_seeded() -> None:
+    prompts = load_prompts("bundled:prompts")
+    a = prompt_slices(prompts, 3, 16, seed=0)
+    assert [len(s) for s in a] == [16, 16, 16]
+    ids = [p.id for s in a for p in s]
+    assert len(set(ids)) == 48
+    assert a == prompt_slices(prompts, 3, 16, seed=0)
+    assert a != prompt_slices(prompts, 3, 16, seed=1)
+    with pytest.raises(DataError, match="cannot fill 100 iterations x 16"):
+        prompt_slices(prompts, 100, 16, seed=0)
+
+
+def test_check_inputs_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        check_inputs(from_dict({"data": {"eval_sets": [str(tmp_path / "x.jsonl")]}}))
+    with pytest.raises(DataError, match=r"\[run\] model = .*no such folder"):
+        check_inputs(from_dict({"run": {"model": str(tmp_path / "m")}}))
+    assert len(check_inputs(from_dict({}))) >= 300
+
+
+def test_jsonl_write_is_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "rows.jsonl"
+    write_jsonl(path, [{"x": 1}, {"y": "é"}])
+    assert read_jsonl(path) == [{"x": 1}, {"y": "é"}]
+    assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]
