@@ -153,6 +153,14 @@ class JudgeConfig(Section):
                             hi=2.0)
     batch_size: int = _f(8, "judge prompts per batch", lo=1)
 
+    def check(self) -> None:
+        if self.score_mode == "parse" and self.max_new_tokens == 0:
+            raise ConfigError("[judge] max_new_tokens = 0: score_mode = 'parse' needs the "
+                              "judge to write (use >= 8, or score_mode = 'expected')")
+        if self.samples > 1 and self.max_new_tokens > 0 and self.temperature == 0:
+            raise ConfigError(f"[judge] temperature = 0: {self.samples} greedy judgments "
+                              "would be identical (use samples = 1 or temperature > 0)")
+
 
 @dataclass(frozen=True)
 class ConsistencyConfig(Section):

@@ -32,7 +32,7 @@ def m001_initial(db: Database) -> None:
     CREATE TABLE runs (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL, model TEXT NOT NULL,
         status TEXT NOT NULL, iterations INTEGER NOT NULL, run_dir TEXT NOT NULL,
-        config_toml TEXT NOT NULL, git_commit TEXT, error TEXT,
+        config_toml TEXT NOT NULL, config_hash TEXT, git_commit TEXT, error TEXT,
         created_at REAL NOT NULL, started_at REAL, ended_at REAL
     );
     CREATE TABLE jobs (
@@ -134,13 +134,13 @@ class Store:
     # -- runs ----------------------------------------------------------------------------
 
     def create_run(self, run_id: str, *, name: str, method: str, model: str, iterations: int,
-                   run_dir: str, config_toml: str, git_commit: str | None = None,
-                   status: str = "queued") -> None:
+                   run_dir: str, config_toml: str, config_hash: str | None = None,
+                   git_commit: str | None = None, status: str = "queued") -> None:
         self.execute(
             "INSERT INTO runs (id, name, method, model, status, iterations, run_dir, "
-            "config_toml, git_commit, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "config_toml, config_hash, git_commit, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [run_id, name, method, model, status, iterations, run_dir, config_toml,
-             git_commit, time.time()])
+             config_hash, git_commit, time.time()])
 
     def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
         if status not in RUN_STATUSES:

@@ -129,6 +129,45 @@ def validate(config: Annotated[Path, typer.Argument(help="Experiment TOML file."
 # -- runs ----------------------------------------------------------------------------------
 
 
+def spawn_engine(run_dir: Path) -> int:
+    """Run the engine in a child process (torch never enters this one); its exit code."""
+    import subprocess
+
+    try:
+        return subprocess.call([sys.executable, "-m", "cream_engine", "run", str(run_dir)])
+    except KeyboardInterrupt:  # the child got the Ctrl-C too and marks the run cancelled
+        return 130
+
+
+@app.command()
+def run(ctx: typer.Context,
+        config: Annotated[Path, typer.Argument(help="Experiment TOML file.")],
+        home: HomeOpt = None, set_: SetOpt = None,
+        new: Annotated[bool, typer.Option("--new", help="Start a new run even when an "
+                                          "unfinished run of this config exists.")] = False
+        ) -> None:
+    """Run an experiment in the foreground (progress on stderr).
+
+    Running the same command again resumes the newest unfinished run of the same config:
+    finished stages are skipped, the interrupted one starts again."""
+    cfg = _load(config, set_)
+    run_id, code = run_foreground(_store(ctx, home, create=True), _home(ctx, home), cfg, new)
+    typer.echo(run_id)
+    raise typer.Exit(code)
+
+
+def run_foreground(store: Any, home: Path, cfg: Any, new: bool = False) -> tuple[str, int]:
+    """Create (or resume) a run of `cfg` and run the engine in a child process."""
+    from cream_engine.runs import create_or_resume
+
+    run_id, resumed = create_or_resume(store, home, cfg, new=new)
+    run = store.get_run(run_id)
+    info(f"resuming run {run_id} (was {run['status']})" if resumed else f"run {run_id}")
+    store.close()
+    return run_id, spawn_engine(Path(run["run_dir"]))
+
+
+
 def _run_summary(store: Any, run: dict) -> dict:
     iters = store.iterations(run["id"])
     stages = store.stages(run["id"])

@@ -1,0 +1,81 @@
+"""transformers `generate`, batched with left padding, seeded per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cream_engine.backends import Progress
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, model: Any, tokenizer: Any, *, device: str, batch_size: int):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = device
+        self.batch_size = batch_size
+
+    def _encode(self, texts: list[str]) -> Any:
+        tok = self.tokenizer
+        side, tok.padding_side = tok.padding_side, "left"  # generation continues on the right
+        try:
+            # the chat template already wrote any BOS, so no special tokens are added here
+            return tok(texts, return_tensors="pt", padding=True,
+                       add_special_tokens=False).to(self.device)
+        finally:
+            tok.padding_side = side
+
+    def render(self, conversation: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(conversation, tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
+                 top_p: float, max_new_tokens: int, seed: int,
+                 progress: Progress | None = None) -> list[list[str]]:
+        import torch
+
+        texts = [self.render(c) for c in conversations]
+        sample = temperature > 0
+        out: list[list[str]] = []
+        for b, start in enumerate(range(0, len(texts), self.batch_size)):
+            batch = texts[start:start + self.batch_size]
+            enc = self._encode(batch)
+            # note: seeding each batch makes a restarted stage produce the same samples
+            torch.manual_seed(seed * 1_000_003 + b)
+            with torch.no_grad():
+                generated = self.model.generate(
+                    **enc, do_sample=sample, temperature=temperature if sample else None,
+                    top_p=top_p if sample else None,
+                    max_new_tokens=max_new_tokens, num_return_sequences=n if sample else 1,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=self.tokenizer.eos_token_id)
+            new = generated[:, enc["input_ids"].shape[1]:]
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            per = n if sample else 1
+            for i in range(len(batch)):
+                outs = [d.strip() for d in decoded[i * per:(i + 1) * per]]
+                out.append(outs * (n // per))
+            if progress:
+                progress(len(batch))
+        return out
+
+    def next_token_logprobs(self, texts: list[str], token_ids: list[int],
+                            progress: Progress | None = None) -> list[list[float]]:
+        import torch
+
+        out: list[list[float]] = []
+        ids = torch.tensor(token_ids, device=self.device)
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start:start + self.batch_size]
+            enc = self._encode(batch)
+            with torch.no_grad():
+                logits = self.model(**enc).logits[:, -1, :].float()
+            logp = torch.log_softmax(logits, dim=-1)[:, ids]
+            out.extend(logp.tolist())
+            if progress:
+                progress(len(batch))
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,164 @@
+"""The self-rewarding loop, top to bottom: T iterations M_t → M_{t+1}.
+
+    for t in 0..T-1:
+        generate     N samples per prompt of this iteration's slice, from M_t
+        reward       the method's internal reward models score them (judge / log-probs)
+        consistency  Kendall's τ between M_t's and M_{t-1}'s rankings, C = (τ + 1)/2
+        pairs        best vs worst per prompt, weighted by the method
+        train        DPO from M_t (reference = M_t), CREAM's soft labels, → iter-t/model
+        evaluate     (its own issue)
+
+Every stage writes its artifact under `iter-<t>/` atomically, then marks itself done in the
+store. A restarted run skips the stages that are done (and whose artifact is there) and starts
+the unfinished one again from scratch; a restarted training stage replaces its metrics.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from cream_engine.context import PipelineError, RunContext
+from cream_engine.data import read_jsonl
+from cream_engine.stages import consistency, generate, pairs, reward
+
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
+
+
+class Cancelled(BaseException):
+    """SIGTERM (a cancel from the queue) or Ctrl-C: stop now, keep what is finished."""
+
+
+def train(ctx: RunContext, t: int) -> dict:
+    """Stage 5: DPO from M_t on this iteration's pairs; the checkpoint becomes M_{t+1}."""
+    from cream_engine.stages.train import train_dpo
+
+    rows = read_jsonl(ctx.iter_dir(t) / pairs.ARTIFACT)
+    ctx.release()  # the trainer loads its own copy of M_t
+    with ctx.progress(t, "train", 1, "train") as bar:
+        def on_progress(step: int, total: int) -> None:
+            bar.set_total(total)
+            bar.advance(step - bar.done)
+
+        def on_metrics(step: int, values: dict[str, float]) -> None:
+            ctx.store.log_metrics(ctx.run_id, t, "train", step, values)
+
+        work_dir = ctx.iter_dir(t) / ".trainer"  # TRL's scratch space; gone once trained
+        summary = train_dpo(policy_path=ctx.model_path(t), pairs=rows,
+                            out_dir=ctx.iter_dir(t) / "model", train=ctx.config.train,
+                            seed=ctx.seed(t, "train"), device=ctx.device,
+                            on_metrics=on_metrics, on_progress=on_progress, work_dir=work_dir)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return summary
+
+
+# (stage name, function, the artifact whose presence proves the stage finished)
+STAGES: list[tuple[str, Callable[[RunContext, int], dict], str]] = [
+    ("generate", generate.run, generate.ARTIFACT),
+    ("reward", reward.run, reward.ARTIFACT),
+    ("consistency", consistency.run, consistency.ARTIFACT),
+    ("pairs", pairs.run, pairs.ARTIFACT),
+    ("train", train, "model"),
+]
+
+
+def run_stage(ctx: RunContext, t: int, name: str, fn: Callable[[RunContext, int], dict],
+              artifact: str) -> None:
+    done = ctx.store.stage_status(ctx.run_id, t, name) == "done"
+    if done and (ctx.iter_dir(t) / artifact).exists():
+        return
+    ctx.store.start_stage(ctx.run_id, t, name)
+    started = time.time()
+    try:
+        info = fn(ctx, t)
+    except Cancelled:
+        ctx.store.finish_stage(ctx.run_id, t, name, status="cancelled")
+        raise
+    except BaseException:
+        ctx.store.finish_stage(ctx.run_id, t, name, status="failed")
+        raise
+    info = {**(info or {}), "seconds": round(time.time() - started, 2)}
+    ctx.store.finish_stage(ctx.run_id, t, name, info=info)
+    print(f"iter {t} {name}: done in {info['seconds']:.1f}s "
+          + " ".join(f"{k}={_short(v)}" for k, v in info.items() if k != "seconds"),
+          file=sys.stderr, flush=True)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def run_iteration(ctx: RunContext, t: int) -> None:
+    """M_t → M_{t+1}."""
+    ctx.store.upsert_iteration(ctx.run_id, t, status="running", started_at=time.time(),
+                               n_prompts=len(ctx.prompts(t)))
+    for name, fn, artifact in STAGES:
+        run_stage(ctx, t, name, fn, artifact)
+    stages = {s["stage"]: s for s in ctx.store.stages(ctx.run_id) if s["iteration"] == t}
+    ctx.store.upsert_iteration(ctx.run_id, t, status="done", ended_at=time.time(),
+                               summary={k: s["info"] for k, s in stages.items()})
+
+
+def run_experiment(run_dir: Path) -> int:
+    """Run (or resume) every iteration of a run; the run's status and a one-line reason end up
+    in the store, and the reason on stderr. Returns the process exit code."""
+    from cream_engine.store import open_store
+
+    run_dir = run_dir.absolute()
+    store = open_store(run_dir.parent)
+    if store.get_run(run_dir.name) is None:
+        print(f"cream: error: {run_dir}: not a run of the store at {run_dir.parent}",
+              file=sys.stderr)
+        return 2
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise Cancelled(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_id = run_dir.name
+    store.set_run_status(run_id, "running")
+    store.add_event("run.started", f"run {run_id} started", run_id=run_id)
+    try:
+        ctx = RunContext.open(run_dir, store)
+        for t in range(ctx.config.run.iterations):
+            run_iteration(ctx, t)
+    except Cancelled as e:
+        store.set_run_status(run_id, "cancelled", error=f"cancelled ({e})")
+        store.add_event("run.cancelled", f"run {run_id} cancelled", run_id=run_id)
+        print(f"cream: run {run_id} cancelled; finished stages are kept", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as e:  # every failure ends as one line in the store and on stderr
+        reason = failure_reason(e)
+        if not isinstance(e, known_errors()):
+            traceback.print_exc(file=sys.stderr)
+        store.set_run_status(run_id, "failed", error=reason)
+        store.add_event("run.failed", reason, run_id=run_id)
+        print(f"cream: error: run {run_id} failed: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    store.set_run_status(run_id, "done")
+    store.add_event("run.done", f"run {run_id} finished", run_id=run_id)
+    print(f"cream: run {run_id} done: {run_dir}", file=sys.stderr)
+    return EXIT_OK
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    from cream_engine.backends import BackendError
+    from cream_engine.config import ConfigError
+    from cream_engine.models import ModelError
+    from cream_engine.stages.reward import JudgeError
+    from cream_engine.stages.train import TrainingError
+
+    return (ConfigError, ModelError, BackendError, JudgeError, TrainingError, PipelineError)
+
+
+def failure_reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, known_errors()):
+        return text or type(e).__name__
+    return f"internal error: {type(e).__name__}: {text}" if text else type(e).__name__

@@ -1,0 +1,87 @@
+"""Creating a run: a run id, its folder with the resolved config, the code version, a store row.
+
+Light layer: what `cream run` and `cream submit` do before any model is touched. A config
+error leaves nothing behind: the folder appears complete (written beside, then renamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from cream_engine import paths
+from cream_engine.config import ExperimentConfig, load_config, to_toml
+from cream_engine.store import Store
+
+CONFIG_NAME = "config.toml"
+UNFINISHED = ("queued", "running", "failed", "cancelled")
+
+
+def config_hash(config: ExperimentConfig) -> str:
+    return hashlib.sha256(to_toml(config).encode()).hexdigest()[:16]
+
+
+def git_commit(cwd: Path) -> str | None:
+    """The commit of the user's working directory (with "+dirty" when it has changes)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=5)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=5)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def new_run_id(name: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+
+
+def create_run(store: Store, home: Path, config: ExperimentConfig, *,
+               status: str = "queued", cwd: Path | None = None) -> str:
+    """Snapshot `config` into `<home>/<run-id>/config.toml` and record the run."""
+    run_id = new_run_id(config.run.name)
+    final = paths.run_dir(home, run_id)
+    tmp = final.with_name(f".{run_id}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        text = to_toml(config)
+        (tmp / CONFIG_NAME).write_text(text, encoding="utf-8")
+        tmp.rename(final)
+        store.create_run(run_id, name=config.run.name, method=config.run.method,
+                         model=config.run.model, iterations=config.run.iterations,
+                         run_dir=str(final), config_toml=text, config_hash=config_hash(config),
+                         git_commit=git_commit(cwd or Path.cwd()), status=status)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    return run_id
+
+
+def find_resumable(store: Store, config: ExperimentConfig) -> dict | None:
+    """The newest unfinished run of exactly this config (same name and resolved values)."""
+    rows = store.query("SELECT * FROM runs WHERE name = ? AND config_hash = ? "
+                       "ORDER BY created_at DESC LIMIT 1",
+                       [config.run.name, config_hash(config)])
+    return rows[0] if rows and rows[0]["status"] in UNFINISHED else None
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    """The snapshot of a run: paths in it are already absolute. No environment overrides."""
+    return load_config(run_dir / CONFIG_NAME, environ={})
+
+
+def create_or_resume(store: Store, home: Path, config: ExperimentConfig, *,
+                     new: bool = False) -> tuple[str, bool]:
+    """(run id, resumed?): the newest unfinished run of this exact config, else a new one."""
+    existing = None if new else find_resumable(store, config)
+    if existing:
+        return existing["id"], True
+    return create_run(store, home, config), False

@@ -1,0 +1,42 @@
+"""Stage 1, generate: N samples per prompt from M_t with the chat template, batched.
+
+Writes `responses.jsonl`: prompt_id, prompt, messages, responses[N].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cream_engine.backends import choose_backend, open_backend, vllm_installed
+from cream_engine.data import write_jsonl
+
+ARTIFACT = "responses.jsonl"
+
+
+def open_policy_backend(ctx: Any, t: int) -> Any:
+    """The generation backend on M_t (`auto`: vLLM with a GPU when installed, else hf)."""
+    cfg = ctx.config.generate
+    kind = choose_backend(cfg.backend, ctx.device == "cuda", vllm_installed())
+    path = ctx.model_path(t)
+    if kind == "vllm":
+        ctx.release()
+        return open_backend("vllm", model_path=path, dtype=ctx.dtype, seed=ctx.seed(t, "generate"))
+    model, tokenizer = ctx.load(path)
+    return open_backend("hf", model_path=path, model=model, tokenizer=tokenizer,
+                        device=ctx.device, batch_size=cfg.batch_size)
+
+
+def run(ctx: Any, t: int) -> dict:
+    cfg = ctx.config.generate
+    prompts = ctx.prompts(t)
+    backend = open_policy_backend(ctx, t)
+    with ctx.progress(t, "generate", len(prompts), "generate") as bar:
+        outputs = backend.generate([list(p.messages) for p in prompts], n=cfg.n,
+                                   temperature=cfg.temperature, top_p=cfg.top_p,
+                                   max_new_tokens=cfg.max_new_tokens,
+                                   seed=ctx.seed(t, "generate"), progress=bar.advance)
+    rows = [{**p.to_json(), "responses": responses} for p, responses in zip(prompts, outputs)]
+    write_jsonl(ctx.iter_dir(t) / ARTIFACT, rows)
+    empty = sum(1 for r in rows for x in r["responses"] if not x)
+    return {"prompts": len(rows), "responses": sum(len(r["responses"]) for r in rows),
+            "empty_responses": empty, "backend": backend.name}

@@ -1,0 +1,76 @@
+"""Stage 4, pairs: per prompt, chosen = highest reward, rejected = lowest (by the method's
+pair reward); dropped when they tie or fewer than two responses have a reward. Each pair
+carries the method's weight (CREAM's consistency C; 1 for SRLM and DPO).
+
+Also measures the agreement of the judge and the implicit reward on the pairs (SCIR's measure)
+wherever both were computed. Writes `pairs.jsonl`. Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cream_engine.context import PipelineError
+from cream_engine.data import read_jsonl, write_jsonl
+from cream_engine.methods import get_method
+
+ARTIFACT = "pairs.jsonl"
+
+
+def best_and_worst(rewards: list[float | None]) -> tuple[int, int] | None:
+    """(argmax, argmin) over the responses that have a reward; None on a tie or < 2 rewards.
+    Equal rewards resolve to the earliest index for the best and the latest for the worst."""
+    valid = [(r, i) for i, r in enumerate(rewards) if r is not None and math.isfinite(r)]
+    if len(valid) < 2:
+        return None
+    best = max(valid, key=lambda v: (v[0], -v[1]))
+    worst = min(valid, key=lambda v: (v[0], -v[1]))
+    if best[0] == worst[0]:
+        return None
+    return best[1], worst[1]
+
+
+def agreement(pairs: list[dict], other: str) -> float | None:
+    """Fraction of pairs where the `other` reward also prefers the chosen response."""
+    votes = [p["other_rewards"][other] for p in pairs if p.get("other_rewards", {}).get(other)]
+    votes = [v for v in votes if None not in v]
+    return sum(1 for c, r in votes if c > r) / len(votes) if votes else None
+
+
+def run(ctx: Any, t: int) -> dict:
+    method = get_method(ctx.config.run.method)
+    responses = {r["prompt_id"]: r for r in read_jsonl(ctx.iter_dir(t) / "responses.jsonl")}
+    rewards = read_jsonl(ctx.iter_dir(t) / "rewards.jsonl")
+    defined = [r["consistency"] for r in rewards if r["consistency"] is not None]
+    c_mean = sum(defined) / len(defined) if defined else None
+    pairs, dropped = [], 0
+    for rec in rewards:
+        primary = rec["rewards"][method.pair_reward]
+        picked = best_and_worst(primary)
+        if picked is None:
+            dropped += 1
+            continue
+        i, j = picked
+        resp = responses[rec["prompt_id"]]
+        others = {name: [vals[i], vals[j]] for name, vals in rec["rewards"].items()
+                  if name != method.pair_reward and vals is not None}
+        pairs.append({
+            "prompt_id": rec["prompt_id"], "prompt": resp["prompt"],
+            "messages": resp["messages"], "chosen": resp["responses"][i],
+            "rejected": resp["responses"][j], "chosen_index": i, "rejected_index": j,
+            "weight": method.pair_weight(rec["consistency"], c_mean,
+                                         ctx.config.consistency.mode),
+            "rewards": [primary[i], primary[j]], "other_rewards": others,
+            "tau": rec["tau"], "consistency": rec["consistency"],
+        })
+    if not pairs:
+        raise PipelineError(f"iteration {t}: no preference pairs: all {len(rewards)} prompts "
+                            f"tied or had fewer than two {method.pair_reward} rewards")
+    write_jsonl(ctx.iter_dir(t) / ARTIFACT, pairs)
+    other = "implicit" if method.pair_reward == "judge" else "judge"
+    agree = agreement(pairs, other)
+    ctx.store.upsert_iteration(ctx.run_id, t, n_pairs=len(pairs), agreement=agree)
+    weights = [p["weight"] for p in pairs]
+    return {"pairs": len(pairs), "dropped": dropped, "agreement": agree,
+            "mean_weight": sum(weights) / len(weights) if weights else None}

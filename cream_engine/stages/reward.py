@@ -1,0 +1,138 @@
+"""Stage 2, reward: score every response with the internal reward models.
+
+- The implicit reward needs log π(y|x) of up to three models, one no-grad pass each:
+  M_t (the policy), M_0 (the fixed rewarding reference, t ≥ 1) and M_{t-1} (the previous
+  model, t ≥ 2; for t = 1 it is M_0 itself). The rewards are formed in the consistency stage.
+- The pointwise judge (methods that use it) grades each response K times with M_t.
+
+Writes `scores.jsonl`: per prompt the log-probabilities and token counts per model, and the
+judge's scores, raw texts and confidences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cream_engine.data import read_jsonl, write_jsonl
+from cream_engine.judges.pointwise import (expected_score, judge_messages, mean_score,
+                                           parse_score)
+from cream_engine.logprobs import sequence_logprobs
+from cream_engine.methods import get_method
+from cream_engine.stages.generate import ARTIFACT as RESPONSES, open_policy_backend
+
+ARTIFACT = "scores.jsonl"
+DIGITS = [str(k) for k in range(6)]
+
+
+class JudgeError(RuntimeError):
+    """The judge cannot score: one line (never a score made up)."""
+
+
+def digit_tokens(tokenizer: Any) -> tuple[str, list[int]]:
+    """The text that precedes the score digit, and the token ids of the digits 0-5.
+
+    BPE tokenizers often fold the space into the digit (" 3"); we use that form when each
+    digit is one token, else "Score: " followed by bare digits. Any other case fails clearly."""
+    for prefix, forms in (("Score:", [" " + d for d in DIGITS]), ("Score: ", DIGITS)):
+        ids = [tokenizer(f, add_special_tokens=False)["input_ids"] for f in forms]
+        if all(len(i) == 1 for i in ids) and len({i[0] for i in ids}) == 6:
+            return prefix, [i[0] for i in ids]
+    raise JudgeError("the judge's score digits 0-5 are not single tokens for this tokenizer; "
+                     "use [judge] score_mode = 'parse'")
+
+
+def _strip_score(text: str) -> str:
+    """The justification without any score the judge already wrote."""
+    cut = text.lower().rfind("score")
+    return (text[:cut] if cut >= 0 else text).rstrip()
+
+
+def judge_responses(ctx: Any, t: int, backend: Any, rows: list[dict]) -> list[dict]:
+    """K judgments per response: {"scores": [[K]...], "mean": [...], "raw": [[K]...],
+    "confidence": [[K]...] (expected mode)}, per prompt."""
+    cfg = ctx.config.judge
+    convs = [judge_messages(r["prompt"], y) for r in rows for y in r["responses"]]
+    k = cfg.samples if cfg.max_new_tokens > 0 else 1  # no justification: one judgment suffices
+    raws: list[list[str]] = [[""] * k for _ in convs]
+    if cfg.max_new_tokens > 0:
+        with ctx.progress(t, "reward", len(convs), "judge") as bar:
+            raws = backend.generate(convs, n=k, temperature=cfg.temperature, top_p=1.0,
+                                    max_new_tokens=cfg.max_new_tokens,
+                                    seed=ctx.seed(t, "reward"), progress=bar.advance)
+    flat_scores: list[list[float | None]] = []
+    flat_conf: list[list[float | None]] = []
+    if cfg.score_mode == "parse":
+        flat_scores = [[parse_score(x) for x in texts] for texts in raws]
+        flat_conf = [[None] * len(texts) for texts in raws]
+    else:
+        prefix, ids = digit_tokens(backend.tokenizer)
+        texts = [backend.render(c) + (_strip_score(raw) + "\n" if raw else "") + prefix
+                 for c, judged in zip(convs, raws) for raw in judged]
+        with ctx.progress(t, "reward", len(texts), "judge score") as bar:
+            logps = backend.next_token_logprobs(texts, ids, progress=bar.advance)
+        scored = [expected_score(lp) for lp in logps]
+        flat_scores = [[s.score for s in scored[i * k:(i + 1) * k]] for i in range(len(convs))]
+        flat_conf = [[s.confidence for s in scored[i * k:(i + 1) * k]]
+                     for i in range(len(convs))]
+    out, i = [], 0
+    for r in rows:
+        n = len(r["responses"])
+        scores = flat_scores[i:i + n]
+        out.append({"scores": scores, "mean": [mean_score(s) for s in scores],
+                    "raw": raws[i:i + n], "confidence": flat_conf[i:i + n]})
+        i += n
+    total = sum(len(s) for o in out for s in o["scores"])
+    missing = sum(1 for o in out for s in o["scores"] for x in s if x is None)
+    if total and missing == total:
+        raise JudgeError(f"the judge produced no parsable score in {total} judgments "
+                         "(try [judge] score_mode = 'expected')")
+    return out
+
+
+def run(ctx: Any, t: int) -> dict:
+    rows = read_jsonl(ctx.iter_dir(t) / RESPONSES)
+    method = get_method(ctx.config.run.method)
+    items = [(r["messages"], y) for r in rows for y in r["responses"]]
+
+    judged = None
+    if method.uses_judge:
+        backend = open_policy_backend(ctx, t)
+        judged = judge_responses(ctx, t, backend, rows)
+        backend.close()
+
+    # one pass per model: M_t, then M_0 (t >= 1), then M_{t-1} (t >= 2)
+    passes = {"current": ctx.model_path(t)}
+    if t >= 1:
+        passes["reference"] = ctx.model_path(0)
+    if t >= 2:
+        passes["previous"] = ctx.model_path(t - 1)
+    logps: dict[str, list] = {}
+    for role, path in passes.items():
+        model, tokenizer = ctx.load(path)
+        with ctx.progress(t, "reward", len(items), f"logp {role}") as bar:
+            logps[role] = sequence_logprobs(
+                model, tokenizer, items, batch_size=ctx.config.consistency.batch_size,
+                max_length=ctx.config.train.max_length, device=ctx.device,
+                progress=bar.advance)
+
+    out, i = [], 0
+    for j, r in enumerate(rows):
+        n = len(r["responses"])
+        rec: dict[str, Any] = {"prompt_id": r["prompt_id"],
+                               "tokens": [s.tokens for s in logps["current"][i:i + n]],
+                               "logp": {role: [s.logp for s in seq[i:i + n]]
+                                        for role, seq in logps.items()}}
+        if judged is not None:
+            rec["judge"] = judged[j]
+        out.append(rec)
+        i += n
+    write_jsonl(ctx.iter_dir(t) / ARTIFACT, out)
+    lengths = [x for rec in out for x in rec["tokens"]]
+    unparsable = (sum(1 for o in judged for s in o["scores"] for x in s if x is None)
+                  if judged else None)
+    summary = {"responses": len(items), "passes": list(passes),
+               "mean_response_length": sum(lengths) / len(lengths) if lengths else None,
+               "judge_unparsable": unparsable}
+    ctx.store.upsert_iteration(ctx.run_id, t, mean_response_length=summary[
+        "mean_response_length"], judge_unparsable=unparsable)
+    return summary
