@@ -4,8 +4,9 @@
         generate     N samples per prompt of this iteration's slice, from M_t
         reward       the method's internal reward models score them (judge / log-probs)
         consistency  Kendall's τ between M_t's and M_{t-1}'s rankings, C = (τ + 1)/2
-        pairs        best vs worst per prompt, weighted by the method
-        train        DPO from M_t (reference = M_t), CREAM's soft labels, → iter-t/model
+        pairs        best vs worst per prompt, weighted by the method (SCIR: unlabeled)
+        train        DPO from M_t (reference = M_t), CREAM's soft labels or SCIR's
+                     consistency step, → iter-t/model
         evaluate     (its own issue)
 
 Every stage writes its artifact under `iter-<t>/` atomically, then marks itself done in the
@@ -35,10 +36,18 @@ class Cancelled(BaseException):
 
 
 def train(ctx: RunContext, t: int) -> dict:
-    """Stage 5: DPO from M_t on this iteration's pairs; the checkpoint becomes M_{t+1}."""
+    """Stage 5: DPO from M_t on this iteration's pairs; the checkpoint becomes M_{t+1}.
+    SCIR trains its unlabeled pairs with its own step, and measures the agreement of its two
+    reward models on the pairs before (M_t) and after (M_{t+1}) training."""
+    from cream_engine.methods import get_method
     from cream_engine.stages.train import train_dpo
 
     rows = read_jsonl(ctx.iter_dir(t) / pairs.ARTIFACT)
+    scir = ctx.config.scir if get_method(ctx.config.run.method).pairwise_judge else None
+    if scir is not None:
+        from cream_engine.methods.scir import measure_agreement
+
+        before = measure_agreement(ctx, t, rows, ctx.model_path(t), trained=False)
     ctx.release()  # the trainer loads its own copy of M_t
     with ctx.progress(t, "train", 1, "train") as bar:
         def on_progress(step: int, total: int) -> None:
@@ -52,8 +61,17 @@ def train(ctx: RunContext, t: int) -> dict:
         summary = train_dpo(policy_path=ctx.model_path(t), pairs=rows,
                             out_dir=ctx.iter_dir(t) / "model", train=ctx.config.train,
                             seed=ctx.seed(t, "train"), device=ctx.device,
-                            on_metrics=on_metrics, on_progress=on_progress, work_dir=work_dir)
+                            on_metrics=on_metrics, on_progress=on_progress, work_dir=work_dir,
+                            scir=scir)
     shutil.rmtree(work_dir, ignore_errors=True)
+    if scir is not None:
+        after = measure_agreement(ctx, t, rows, str(ctx.iter_dir(t) / "model"), trained=True)
+        ctx.release()
+        # step 0 = before the first optimizer step, the last step = after training
+        ctx.store.log_metrics(ctx.run_id, t, "train", 0, {"scir/agreement_before": before})
+        ctx.store.log_metrics(ctx.run_id, t, "train", summary["steps"],
+                              {"scir/agreement_after": after})
+        summary.update(scir_agreement_before=before, scir_agreement_after=after)
     return summary
 
 
@@ -116,6 +134,12 @@ def run_experiment(run_dir: Path) -> int:
               file=sys.stderr)
         return 2
 
+    lock = _lock_run(run_dir)
+    if lock is None:
+        print(f"cream: error: run {run_dir.name} is already running in another process",
+              file=sys.stderr)
+        return 2
+
     def on_signal(signum: int, frame: Any) -> None:
         raise Cancelled(signal.Signals(signum).name)
 
@@ -147,14 +171,30 @@ def run_experiment(run_dir: Path) -> int:
     return EXIT_OK
 
 
+def _lock_run(run_dir: Path) -> Any:
+    """An exclusive lock on the run held for the life of this process (the OS drops it when
+    the process dies, even by SIGKILL): two engines never run the same run at once."""
+    import fcntl
+
+    handle = open(run_dir / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def known_errors() -> tuple[type[BaseException], ...]:
     from cream_engine.backends import BackendError
     from cream_engine.config import ConfigError
+    from cream_engine.judges.pairwise import PairwiseJudgeError
     from cream_engine.models import ModelError
     from cream_engine.stages.reward import JudgeError
     from cream_engine.stages.train import TrainingError
 
-    return (ConfigError, ModelError, BackendError, JudgeError, TrainingError, PipelineError)
+    return (ConfigError, ModelError, BackendError, JudgeError, PairwiseJudgeError,
+            TrainingError, PipelineError)
 
 
 def failure_reason(e: BaseException) -> str:

@@ -10,6 +10,7 @@ Light layer: standard library + sqlite-utils only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -80,6 +81,19 @@ def m001_initial(db: Database) -> None:
     """)
 
 
+@migrations()
+def m002_queue(db: Database) -> None:
+    db.executescript("""
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN stall_notified_at REAL;
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT, status TEXT NOT NULL,
+        started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, log_path TEXT
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
+    """)
+
+
 class StoreError(RuntimeError):
     """The store cannot be used (newer schema, not a database, locked for too long)."""
 
@@ -124,6 +138,26 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self.query("SELECT value FROM settings WHERE key = ?", [key])
+        return rows[0]["value"] if rows else default
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        self.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                     "DO UPDATE SET value = excluded.value", [key, value])
+
+    @contextlib.contextmanager
+    def immediate(self) -> Iterator["Store"]:
+        """A write transaction taken up front (BEGIN IMMEDIATE): what a claim reads cannot
+        change before it writes, so two processes never claim the same job."""
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable[Any] | dict | None = None) -> list[dict]:
         return list(self.db.query(sql, params))

@@ -215,6 +215,8 @@ def status(ctx: typer.Context,
     detail = {**_run_summary(store, found), "iterations_detail": store.iterations(found["id"]),
               "stages": store.stages(found["id"]),
               "latest_metrics": store.latest_metrics(found["id"]),
+              "jobs": store.query("SELECT * FROM jobs WHERE run_id = ? ORDER BY id",
+                                  [found["id"]]),
               "git_commit": found["git_commit"]}
     if as_json:
         typer.echo(json.dumps(detail, indent=2))
@@ -267,6 +269,340 @@ def _print_run(d: dict) -> None:
         console.print("latest: " + "  ".join(f"{k}={v:.4g}" for k, v in
                                              sorted(d["latest_metrics"].items())
                                              if v is not None))
+
+
+# -- the queue -----------------------------------------------------------------------------
+
+queue_app = typer.Typer(no_args_is_help=True, help="The job queue: list, cancel, retry, "
+                        "priorities, drain, wait.\n\n" + EXIT_CODES_HELP)
+app.add_typer(queue_app, name="queue")
+RunArg = Annotated[str, typer.Argument(help="Run id, id prefix or name.")]
+
+
+def _queue_call(fn: Any, *args: Any) -> Any:
+    from cream_engine.queue import QueueError
+
+    try:
+        return fn(*args)
+    except QueueError as e:
+        fail(str(e))
+
+
+@app.command()
+def submit(ctx: typer.Context,
+           config: Annotated[Path, typer.Argument(help="Experiment TOML file.")],
+           home: HomeOpt = None, set_: SetOpt = None,
+           priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+           gpus: Annotated[Optional[int], typer.Option(
+               help="GPUs for the job [default: 1 where there are GPUs, else the CPU].",
+               show_default=False)] = None,
+           min_free_mem: Annotated[float, typer.Option(
+               "--min-free-mem", help="GB a GPU must have free to take the job.")] = 0.0,
+           after: Annotated[Optional[str], typer.Option(
+               help="Start only once this run has finished.")] = None,
+           as_json: JsonOpt = False) -> None:
+    """Queue a run for the worker; prints the run id.
+
+    Validates the config, snapshots it (and the git commit of the current folder) into
+    runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free."""
+    from cream_engine.queue import submit as submit_job
+    from cream_tui.gpu import read_gpus
+
+    cfg = _load(config, set_)
+    if gpus:
+        have = len(read_gpus().gpus)
+        if gpus > have:
+            fail(f"--gpus {gpus}: this machine has {have} GPU(s)", EXIT_NO_GPU)
+    store = _store(ctx, home, create=True)
+    run_id = _queue_call(lambda: submit_job(store, _home(ctx, home), cfg, priority=priority,
+                                            gpus=gpus, min_free_mem_gb=min_free_mem,
+                                            after=after))
+    if as_json:
+        typer.echo(json.dumps({"run_id": run_id, "run_dir": str(_home(ctx, home) / run_id)}))
+    else:
+        typer.echo(run_id)
+    from cream_tui.worker import daemon_pid
+
+    if daemon_pid(_home(ctx, home)) is None:
+        info("no worker is running: start one with `cream worker start`")
+
+
+@queue_app.command("ls")
+def queue_ls(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = False,
+             all_: Annotated[bool, typer.Option("--all", help="Include ended jobs.")] = False
+             ) -> None:
+    """List queued and running jobs (with --all: ended ones too)."""
+    from cream_engine.queue import DRAIN_KEY, jobs, summary
+
+    store = _store(ctx, home)
+    rows = [summary(j) for j in jobs(store, include_ended=all_)] if store else []
+    drained = bool(store) and store.get_setting(DRAIN_KEY) == "1"
+    if as_json:
+        typer.echo(json.dumps({"drained": drained, "jobs": rows}, indent=2))
+        return
+    if drained:
+        info("the queue is drained: no new job starts (`cream queue resume` to undo)")
+    if not rows:
+        info("no jobs" + ("" if all_ else " queued or running") + "; add one with "
+             "`cream submit CONFIG`")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("job", "run", "method", "status", "prio", "gpus", "pid", "started"):
+        table.add_column(col)
+    for j in rows:
+        table.add_row(str(j["id"]), j["run_id"], j["method"], j["status"], str(j["priority"]),
+                      "auto" if j["gpus"] is None else str(j["gpus"]), str(j["pid"] or "-"),
+                      _fmt_time(j["started_at"]))
+    Console().print(table)
+
+
+@queue_app.command("cancel")
+def queue_cancel(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
+                 wait: Annotated[bool, typer.Option(help="Wait until the job has stopped.")]
+                 = True,
+                 timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60.0
+                 ) -> None:
+    """Cancel a run's job. A running one gets SIGTERM (its worker sends SIGKILL after the
+    grace period); finished iterations stay usable and `cream queue retry` resumes."""
+    from cream_engine.queue import cancel, latest_job
+
+    store = _store(ctx, home)
+    if store is None:
+        fail(f"run {run!r}: no such run")
+    job = _queue_call(cancel, store, run)
+    if job["status"] == "running" and wait:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if latest_job(store, job["run_id"])["status"] != "running":
+                break
+            time.sleep(0.2)
+        else:
+            fail(f"run {job['run_id']}: still running after {timeout:.0f}s (is a worker "
+                 "running? `cream worker status`)", EXIT_FAILED)
+    typer.echo(f"{job['run_id']} cancelled")
+
+
+@queue_app.command("retry")
+def queue_retry(ctx: typer.Context, run: RunArg, home: HomeOpt = None) -> None:
+    """Queue a failed or cancelled run again; it resumes from its last finished stage."""
+    from cream_engine.queue import retry
+
+    store = _store(ctx, home)
+    if store is None:
+        fail(f"run {run!r}: no such run")
+    typer.echo(_queue_call(retry, store, run))
+
+
+@queue_app.command("resume")
+def queue_resume(ctx: typer.Context,
+                 run: Annotated[Optional[str], typer.Argument(
+                     help="A run to resume; without one, undo `cream queue drain`.")] = None,
+                 home: HomeOpt = None) -> None:
+    """Resume the queue after a drain, or (with RUN) queue a stopped run to resume."""
+    from cream_engine.queue import retry, set_drain
+
+    store = _store(ctx, home, create=run is None)
+    if run is None:
+        set_drain(store, False)
+        typer.echo("queue resumed")
+        return
+    if store is None:
+        fail(f"run {run!r}: no such run")
+    typer.echo(_queue_call(retry, store, run))
+
+
+@queue_app.command("priority")
+def queue_priority(ctx: typer.Context, run: RunArg,
+                   priority: Annotated[int, typer.Argument(help="New priority (higher first).")],
+                   home: HomeOpt = None) -> None:
+    """Change a queued job's priority."""
+    from cream_engine.queue import set_priority
+
+    store = _store(ctx, home)
+    if store is None:
+        fail(f"run {run!r}: no such run")
+    _queue_call(set_priority, store, run, priority)
+    typer.echo(f"{run}: priority {priority}")
+
+
+@queue_app.command("drain")
+def queue_drain(ctx: typer.Context, home: HomeOpt = None) -> None:
+    """Start no new job (running ones finish); `cream queue resume` undoes it."""
+    from cream_engine.queue import set_drain
+
+    set_drain(_store(ctx, home, create=True), True)
+    typer.echo("queue drained")
+
+
+@queue_app.command("wait")
+def queue_wait(ctx: typer.Context,
+               runs: Annotated[Optional[list[str]], typer.Argument(
+                   help="Runs to wait for [default: every queued or running run].")] = None,
+               home: HomeOpt = None,
+               timeout: Annotated[Optional[float], typer.Option(
+                   help="Give up after this many seconds (exit 1).")] = None) -> None:
+    """Block until the runs end; exit 1 if any of them failed or was cancelled."""
+    from cream_engine.queue import jobs, run_ended
+
+    store = _store(ctx, home)
+    if store is None:
+        if runs:
+            fail(f"run {runs[0]!r}: no such run")
+        return
+    if runs:
+        ids = []
+        for ref in runs:
+            found = store.find_run(ref)
+            if found is None:
+                fail(f"run {ref!r}: no such run")
+            ids.append(found["id"])
+    else:
+        ids = sorted({j["run_id"] for j in jobs(store, include_ended=False)})
+    deadline = None if timeout is None else time.time() + timeout
+    pending = set(ids)
+    statuses: dict[str, str] = {}
+    while pending:
+        for run_id in sorted(pending):
+            ended, status = _queue_call(run_ended, store, run_id)
+            if ended:
+                statuses[run_id] = status
+                pending.discard(run_id)
+                typer.echo(f"{run_id} {status}")
+        if pending:
+            if deadline is not None and time.time() > deadline:
+                fail(f"timed out waiting for {', '.join(sorted(pending))}", EXIT_FAILED)
+            time.sleep(0.5)
+    if any(s != "done" for s in statuses.values()):
+        raise typer.Exit(EXIT_FAILED)
+
+
+# -- the worker ----------------------------------------------------------------------------
+
+worker_app = typer.Typer(no_args_is_help=True, help="The local GPU worker daemon that runs "
+                         "queued jobs.\n\n" + EXIT_CODES_HELP)
+app.add_typer(worker_app, name="worker")
+NotifyOpt = Annotated[Optional[str], typer.Option(
+    help="Shell command run for each alert (finished, failed, stalled) with the event as "
+         "JSON on stdin, e.g. 'curl -d @- ntfy.sh/mytopic'.")]
+GraceOpt = Annotated[float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL "
+                                         "when a job is cancelled.")]
+StallOpt = Annotated[float, typer.Option("--stall-minutes", help="Alert when a run writes no "
+                                         "metric and finishes no stage for this long.")]
+
+
+def _worker_args(notify: str | None, grace: float, stall: float) -> list[str]:
+    args = ["--grace", str(grace), "--stall-minutes", str(stall)]
+    return args + (["--notify", notify] if notify else [])
+
+
+@worker_app.command("start")
+def worker_start(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = None,
+                 grace: GraceOpt = 10.0, stall_minutes: StallOpt = 30.0) -> None:
+    """Start the worker as a daemon that survives the SSH session (log: <home>/worker.log)."""
+    from cream_tui.worker import LOG_FILE, daemon_pid, start_daemon
+
+    h = _home(ctx, home)
+    pid = daemon_pid(h)
+    if pid:
+        typer.echo(f"worker already running (pid {pid})")
+        return
+    try:
+        pid = start_daemon(h, _worker_args(notify, grace, stall_minutes))
+    except RuntimeError as e:
+        fail(str(e), EXIT_FAILED)
+    typer.echo(f"worker started (pid {pid}); log {h / LOG_FILE}")
+
+
+@worker_app.command("stop")
+def worker_stop(ctx: typer.Context, home: HomeOpt = None,
+                timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60.0
+                ) -> None:
+    """Stop the daemon: running jobs are stopped and queued again, to resume on next start."""
+    import os
+    import signal
+
+    from cream_tui.worker import daemon_pid
+
+    h = _home(ctx, home)
+    pid = daemon_pid(h)
+    if pid is None:
+        typer.echo("no worker running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while daemon_pid(h) == pid and time.time() < deadline:
+        time.sleep(0.1)
+    if daemon_pid(h) == pid:
+        fail(f"worker (pid {pid}) still running after {timeout:.0f}s", EXIT_FAILED)
+    typer.echo(f"worker stopped (pid {pid})")
+
+
+@worker_app.command("status")
+def worker_status(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Is a worker running, since when, and which jobs it runs."""
+    from cream_tui.worker import daemon_pid
+
+    h = _home(ctx, home)
+    store = _store(ctx, home)
+    workers = store.query("SELECT * FROM workers ORDER BY started_at DESC") if store else []
+    running = store.query("SELECT id, run_id, pid, worker, gpu_uuids FROM jobs WHERE "
+                          "status = 'running'") if store else []
+    data = {"daemon_pid": daemon_pid(h), "workers": workers, "running_jobs": running}
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"daemon: {'pid ' + str(data['daemon_pid']) if data['daemon_pid'] else 'not running'}")
+    for w in workers[:5]:
+        typer.echo(f"worker {w['id']}: {w['status']}, heartbeat "
+                   f"{time.time() - w['heartbeat_at']:.0f}s ago")
+    for j in running:
+        typer.echo(f"job {j['id']} run {j['run_id']} pid {j['pid']} on {j['worker']}")
+
+
+@worker_app.command("run")
+def worker_run(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = None,
+               grace: GraceOpt = 10.0, stall_minutes: StallOpt = 30.0,
+               once: Annotated[bool, typer.Option(
+                   help="Exit when the queue is empty and no job runs.")] = False) -> None:
+    """Run the worker in the foreground (Ctrl-C stops it and re-queues its jobs)."""
+    from cream_tui.worker import main as worker_main
+
+    args = ["--home", str(_home(ctx, home)), *_worker_args(notify, grace, stall_minutes)]
+    raise typer.Exit(worker_main(args + (["--once"] if once else [])))
+
+
+@app.command()
+def logs(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
+         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines "
+                                              "until the run ends.")] = False,
+         lines: Annotated[int, typer.Option("-n", help="Lines from the end to start with.")]
+         = 40) -> None:
+    """Print a run's job log (engine stdout and stderr); -f follows it."""
+    store = _store(ctx, home)
+    found = store.find_run(run) if store else None
+    if found is None:
+        fail(f"run {run!r}: no such run")
+    path = Path(found["run_dir"]) / "logs" / "job.log"
+    if not path.exists() and not follow:
+        fail(f"run {found['id']}: no log yet ({path}); it has not been started by a worker",
+             EXIT_FAILED)
+    while not path.exists():
+        time.sleep(0.5)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh.readlines()[-lines:]:
+            typer.echo(line, nl=False)
+        while follow:
+            line = fh.readline()
+            if line:
+                typer.echo(line, nl=False)
+                continue
+            if store.get_run(found["id"])["status"] in ("done", "failed", "cancelled"):
+                typer.echo(fh.read(), nl=False)
+                break
+            time.sleep(0.3)
 
 
 # -- GPUs ----------------------------------------------------------------------------------

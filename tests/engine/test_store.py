@@ -29,7 +29,7 @@ def test_file_store_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
     s = open_store(tmp_path / "home")
     assert s.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     assert s.query("PRAGMA busy_timeout")[0]["timeout"] >= 10000
-    assert [m.name for m in migrations.applied(s.db)] == ["m001_initial"]
+    assert [m.name for m in migrations.applied(s.db)] == ["m001_initial", "m002_queue"]
 
 
 def test_read_only_open_creates_nothing(tmp_path: Path) -> None:
