@@ -609,16 +609,32 @@ def logs(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
 
 
 @app.command()
-def gpus(as_json: JsonOpt = False) -> None:
+def gpus(as_json: JsonOpt = False,
+         watch: Annotated[float, typer.Option(
+             "--watch", "-w", help="Refresh every this many seconds until Ctrl-C (0: once).")]
+         = 0.0) -> None:
     """Show the GPUs NVML sees (utilisation, memory, temperature, power, processes).
 
     With no GPU it says so and exits 0: runs then use the CPU."""
     from cream_tui.gpu import read_gpus
 
-    report = read_gpus()
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
-        return
+    while True:
+        report = read_gpus()
+        if as_json:
+            typer.echo(json.dumps(report.to_json(), indent=None if watch else 2))
+        else:
+            if watch:
+                typer.echo(f"-- {_fmt_time(report.time)} --")
+            _print_gpus(report)
+        if not watch:
+            return
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            return
+
+
+def _print_gpus(report: Any) -> None:
     if not report.gpus:
         typer.echo(f"{report.reason}; runs use the CPU")
         return

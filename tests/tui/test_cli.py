@@ -7,7 +7,23 @@ import pytest
 
 from tests.conftest import run_cli
 
-COMMANDS = ["init", "validate", "status", "gpus", "demo", "tui"]
+COMMANDS = ["init", "validate", "run", "status", "submit", "queue", "worker", "logs", "gpus",
+            "demo", "tui"]
+
+
+def _all_commands() -> list[list[str]]:
+    """Every command path of the real Typer app, sub-apps included."""
+    import typer.main
+
+    from cream_tui.cli import app
+
+    root = typer.main.get_command(app)
+    paths = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        paths.append([name])
+        for sub in getattr(cmd, "commands", {}):
+            paths.append([name, sub])
+    return paths
 
 
 def test_every_command_has_help() -> None:
@@ -18,11 +34,13 @@ def test_every_command_has_help() -> None:
     runner = CliRunner()
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0 and "Exit codes" in top.output
-    for name in COMMANDS:
-        assert name in top.output
-        result = runner.invoke(app, [name, "--help"])
-        assert result.exit_code == 0, name
-        assert "Usage" in result.output and len(result.output.splitlines()) > 3, name
+    paths = _all_commands()
+    assert {p[0] for p in paths} == set(COMMANDS)
+    assert ["queue", "wait"] in paths and ["worker", "start"] in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "Usage" in result.output and len(result.output.splitlines()) > 3, path
 
 
 def test_init_then_validate(tmp_path: Path) -> None:
