@@ -40,6 +40,16 @@ class GenerationBackend(Protocol):
         ...
 
 
+class ChatRendering:
+    """What both backends share: the chat template, rendered by the model's tokenizer."""
+
+    tokenizer: Any
+
+    def render(self, conversation: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(conversation, tokenize=False,
+                                                  add_generation_prompt=True)
+
+
 def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cream_engine.backends import Progress
+from cream_engine.backends import ChatRendering, Progress
 
 
-class HFBackend:
+class HFBackend(ChatRendering):
     name = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, *, device: str, batch_size: int):
@@ -25,10 +25,6 @@ class HFBackend:
                        add_special_tokens=False).to(self.device)
         finally:
             tok.padding_side = side
-
-    def render(self, conversation: list[dict]) -> str:
-        return self.tokenizer.apply_chat_template(conversation, tokenize=False,
-                                                  add_generation_prompt=True)
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
                  top_p: float, max_new_tokens: int, seed: int,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cream_engine.backends import BackendError, Progress
+from cream_engine.backends import BackendError, ChatRendering, Progress
 
 TOP_LOGPROBS = 20  # vLLM returns the top-k; a digit outside them counts as -inf
 
 
-class VLLMBackend:
+class VLLMBackend(ChatRendering):
     name = "vllm"
 
     def __init__(self, model_path: str, *, dtype: str, seed: int,
@@ -28,10 +28,6 @@ class VLLMBackend:
         self.llm = vllm.LLM(model=model_path, dtype={"float32": "float32"}.get(dtype, "auto"),
                             seed=seed, gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
-
-    def render(self, conversation: list[dict]) -> str:
-        return self.tokenizer.apply_chat_template(conversation, tokenize=False,
-                                                  add_generation_prompt=True)
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
                  top_p: float, max_new_tokens: int, seed: int,
