@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_experiment(Path(args.run_dir))
     if args.command == "prepare-model":
+        from transformers.utils import logging as hf_logging
+
         from cream_engine.models import ModelError, resolve_model
 
+        hf_logging.disable_progress_bar()
         try:
             print(resolve_model(args.spec, home))
         except ModelError as e:
