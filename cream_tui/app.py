@@ -1,61 +1,157 @@
 """The dashboard (`cream tui` / `cream-tui`): a small App; screens and widgets do the work.
 
-It reads the store only, never the engine's memory and never torch.
+It reads the store only (never the engine's memory, never torch). One worker thread polls the
+store about once a second for the screen in front and hands each new value to it; queue actions
+(submit, cancel, retry, priority, drain) run in threads of their own. The clock is injectable so
+elapsed times and ETAs are stable in snapshot tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Header, Static
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from cream_engine.store import StoreError
+from cream_tui import actions
+from cream_tui.data import DataSource
+from cream_tui.gpu import read_gpus
+from cream_tui.screens.base import PolledScreen
+from cream_tui.screens.compare import CompareScreen
+from cream_tui.screens.gpus import GpuScreen
+from cream_tui.screens.help import HelpScreen
+from cream_tui.screens.home import HomeScreen
+from cream_tui.screens.run import RunScreen
+
+POLL_ENV = "CREAM_TUI_POLL_S"
 
 
 class CreamApp(App):
     TITLE = "cream"
-    BINDINGS = [("q", "quit", "Quit")]
+    CSS_PATH = "cream.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("question_mark", "help", "Help"),
+                Binding("g", "gpus", "GPUs")]
 
-    def __init__(self, home: Path, run: str | None = None):
+    class Notice(Message):
+        def __init__(self, text: str, severity: str = "information"):
+            super().__init__()
+            self.text, self.severity = text, severity
+
+    def __init__(self, home: Path, run: str | None = None, *,
+                 clock: Callable[[], float] = time.time, poll_s: float = 1.0,
+                 gpu_reader: Callable[[], Any] | None = None):
         super().__init__()
         self.home = home
         self.initial_run = run
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(id="empty")
-        yield DataTable(id="runs", cursor_type="row")
-        yield Footer()
+        self.clock = clock
+        self.poll_s = poll_s
+        self.source = DataSource(home, gpu_reader or read_gpus)
+        self.poll_target: PolledScreen | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self.polls = 0          # finished polls (tests wait on it)
 
     def on_mount(self) -> None:
         self.sub_title = str(self.home)
-        self.refresh_runs()
+        self.push_screen(HomeScreen())
+        if self.initial_run:
+            self.push_screen(RunScreen(self.initial_run))
+        self._poll()
 
-    def refresh_runs(self) -> None:
-        from cream_engine.store import StoreError, open_store
+    # -- polling -------------------------------------------------------------------------
 
-        table = self.query_one("#runs", DataTable)
-        empty = self.query_one("#empty", Static)
+    def refresh_now(self) -> None:
+        """Poll at once (after an action, a screen change or a resize)."""
+        self._wake.set()
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _poll(self) -> None:
+        worker = get_current_worker()
+        trouble = None
+        while not (worker.is_cancelled or self._stopping):
+            target = self.poll_target
+            if target is not None and target.is_attached:
+                try:
+                    target.deliver(target.load(self.source, self.clock()))
+                    trouble = None
+                except Exception as e:  # noqa: BLE001 - say so once, poll again
+                    self.source.reset()
+                    text = (f"cannot read the store: {e}"
+                            if isinstance(e, (sqlite3.Error, StoreError, OSError))
+                            else f"dashboard error: {type(e).__name__}: {e}")
+                    if text != trouble:
+                        trouble = text
+                        self.post_message(self.Notice(text, "error"))
+            self.polls += 1
+            if self._wake.wait(self.poll_s):
+                self._wake.clear()
+        self.source.close()
+
+    def _stop_polling(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def action_quit(self) -> None:
+        self._stop_polling()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self._stop_polling()
+
+    # -- actions -------------------------------------------------------------------------
+
+    @work(thread=True, group="actions")
+    def queue_action(self, fn: Callable[..., str], *args: Any) -> None:
+        """Run a queue action off the UI thread; its one-line result becomes a notice."""
         try:
-            store = open_store(self.home, create=False)
-        except StoreError as e:
-            empty.update(str(e))
-            return
-        runs = store.list_runs() if store else []
-        if not runs:
-            empty.update(f"No runs under {self.home} yet.\n\nWrite a config with "
-                         "`cream init exp.toml`, then start it with `cream run exp.toml`.")
-            table.display = False
-            return
-        empty.display = False
-        table.clear(columns=True)
-        table.add_columns("run", "method", "status", "model")
-        for r in runs:
-            table.add_row(r["id"], r["method"], r["status"], r["model"], key=r["id"])
+            self.post_message(self.Notice(fn(self.home, *args)))
+        except actions.ActionError as e:
+            self.post_message(self.Notice(str(e), "error"))
+        except Exception as e:  # noqa: BLE001 - a notice, never a traceback over the UI
+            self.post_message(self.Notice(f"failed: {type(e).__name__}: {e}", "error"))
+
+    def on_cream_app_notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity,  # type: ignore[arg-type]
+                    timeout=8 if message.severity == "error" else 4)
+        self.refresh_now()
+
+    def open_run(self, run_id: str) -> None:
+        self.push_screen(RunScreen(run_id))
+
+    def open_compare(self, run_ids: list[str]) -> None:
+        self.push_screen(CompareScreen(tuple(run_ids)))
+
+    def action_gpus(self) -> None:
+        if not isinstance(self.screen, GpuScreen):
+            self.push_screen(GpuScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
 
 
-def run_app(home: Path, run: str | None = None) -> int:
-    CreamApp(home, run).run()
+def run_app(home: Path, run: str | None = None, poll_s: float | None = None) -> int:
+    """Open the dashboard (what `cream tui` and `cream-tui` call). The poll interval comes from
+    `poll_s`, else `$CREAM_TUI_POLL_S`, else one second."""
+    if poll_s is None:
+        try:
+            poll_s = float(os.environ.get(POLL_ENV) or 1.0)
+        except ValueError:
+            poll_s = 1.0
+    CreamApp(home, run, poll_s=max(poll_s, 0.1)).run()
     return 0
 
 
@@ -65,5 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="cream-tui", description="The cream dashboard.")
     parser.add_argument("--home", default=None, help="data home [default: $CREAM_HOME or ./runs]")
     parser.add_argument("--run", default=None, help="open this run directly")
+    parser.add_argument("--poll", type=float, default=None,
+                        help=f"seconds between store reads [default: ${POLL_ENV} or 1]")
     args = parser.parse_args()
-    raise SystemExit(run_app(paths.data_home(args.home), args.run))
+    raise SystemExit(run_app(paths.data_home(args.home), args.run, args.poll))

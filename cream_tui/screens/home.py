@@ -1,0 +1,183 @@
+"""Home: the runs and the queue, one row per run, and a compact GPU strip.
+
+Keys: enter opens a run, s submits a config, c cancels (after a confirmation), r retries or
+resumes, +/- change a queued run's priority, d drains (or resumes) the queue, / filters,
+space marks runs and m compares the marked ones, g shows the GPUs, ? help, q quits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from cream_tui import actions
+from cream_tui import format as fmt
+from cream_tui.data import DataSource, HomeData
+from cream_tui.screens.base import PolledScreen
+from cream_tui.screens.prompts import ConfirmScreen, FilePromptScreen
+from cream_tui.widgets.gpu_strip import GpuStrip
+from cream_tui.widgets.runs_table import RunsTable
+
+
+class HomeScreen(PolledScreen):
+    BINDINGS = [
+        Binding("s", "submit", "Submit"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+        Binding("plus", "priority(1)", "Prio+/-"),
+        Binding("minus", "priority(-1)", "Prio-", show=False),
+        Binding("d", "drain", "Drain"),
+        Binding("slash", "filter", "Filter"),
+        Binding("space", "mark", "Mark", show=False),
+        Binding("m", "compare", "Compare"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: set[str] = set()
+        self.filter = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static(id="queue-status")
+        yield Static(id="empty")
+        yield RunsTable(id="runs")
+        box = Input(placeholder="filter runs (enter keeps it, escape clears)", id="filter",
+                    compact=True)
+        box.cursor_blink = False
+        yield box
+        yield GpuStrip(id="gpu-strip")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#empty").display = False
+        self.query_one("#runs").focus()
+
+    # -- data ----------------------------------------------------------------------------
+
+    def load(self, source: DataSource, now: float) -> HomeData:
+        return source.home_data(now)
+
+    def show(self, data: HomeData) -> None:
+        table = self.query_one("#runs", RunsTable)
+        empty = self.query_one("#empty", Static)
+        width = self.size.width
+        self.query_one("#gpu-strip", GpuStrip).show_state(data.gpus, width)
+        if data.problem:
+            empty.update(data.problem)
+            empty.display, table.display = True, False
+            self.query_one("#queue-status", Static).update("")
+            return
+        empty.display, table.display = False, True
+        self.marked &= {r.id for r in data.runs}
+        rows = [r for r in data.runs if self._matches(r)]
+        table.show_rows(rows, self.marked, 16 if width < 120 else 32)
+        self.query_one("#queue-status", Static).update(self._status_line(data, len(rows)))
+
+    def _matches(self, row: Any) -> bool:
+        f = self.filter.lower()
+        return not f or any(f in v.lower() for v in (row.id, row.name, row.method, row.status))
+
+    def _status_line(self, data: HomeData, shown: int) -> str:
+        running = sum(r.status == "running" for r in data.runs)
+        queued = sum(r.status == "queued" for r in data.runs)
+        parts = [f"{len(data.runs)} runs", f"{running} running", f"{queued} queued",
+                 "[b reverse] queue drained [/] d resumes" if data.drained
+                 else "queue accepting jobs"]
+        if self.filter:
+            parts.append(f"filter '{self.filter}': {shown} shown")
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked (m compares)")
+        return fmt.joined(parts)
+
+    def _refilter(self) -> None:
+        if self.loaded:
+            self.show(self.last_shown)
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def _current(self) -> str | None:
+        table = self.query_one("#runs", RunsTable)
+        run_id = table.current_run if table.display else None
+        if run_id is None:
+            self.notify("no run selected", severity="warning")
+        return run_id
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.cream.open_run(event.row_key.value)
+
+    def action_submit(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.cream.queue_action(actions.submit, path)
+
+        self.app.push_screen(FilePromptScreen("Submit a config: path to an experiment TOML"),
+                             chosen)
+
+    def action_cancel(self) -> None:
+        run_id = self._current()
+        if run_id is None:
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.cream.queue_action(actions.cancel, run_id)
+
+        self.app.push_screen(ConfirmScreen(f"Cancel run {run_id}?\n\nA running job is "
+                                           "stopped; finished stages are kept (r resumes)."),
+                             confirmed)
+
+    def action_retry(self) -> None:
+        run_id = self._current()
+        if run_id:
+            self.cream.queue_action(actions.retry, run_id)
+
+    def action_priority(self, delta: int) -> None:
+        run_id = self._current()
+        if run_id:
+            self.cream.queue_action(actions.change_priority, run_id, delta)
+
+    def action_drain(self) -> None:
+        self.cream.queue_action(actions.toggle_drain)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.filter = ""
+        self.query_one("#runs").focus()
+        self._refilter()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter = event.value.strip()
+        self._refilter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not self.filter:
+            event.input.display = False
+        self.query_one("#runs").focus()
+
+    def action_mark(self) -> None:
+        run_id = self._current()
+        if run_id is None:
+            return
+        self.marked ^= {run_id}
+        self._refilter()
+
+    def action_compare(self) -> None:
+        if len(self.marked) < 2:
+            self.notify("mark two or more runs with space, then press m", severity="warning")
+            return
+        order = [r.id for r in self.last_shown.runs if r.id in self.marked]
+        self.cream.open_compare(order)

@@ -1,0 +1,126 @@
+"""Metric series for the charts: fetched incrementally from the store, laid end to end across
+iterations, and downsampled to the chart's width.
+
+Training logs `step` from 0 in every iteration (one trainer per iteration), so the charts put
+iteration t after iteration t-1: x = offset(t) + step, with a boundary at each offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cream_engine.store import Store
+
+Point = tuple[float, float]
+
+
+def downsample_minmax(points: Sequence[Point], buckets: int) -> list[Point]:
+    """At most two points per bucket of x (the bucket's min and its max, in x order), plus the
+    first and last points.
+
+    A chart a hundred cells wide cannot show ten thousand points, but averaging them would hide
+    the loss spike a user is looking for; keeping each bucket's extremes draws the same
+    envelope. Points must be sorted by x; non-finite values are dropped."""
+    pts = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
+    if buckets <= 0 or len(pts) <= 2 * buckets:
+        return pts
+    x0, x1 = pts[0][0], pts[-1][0]
+    width = (x1 - x0) / buckets or 1.0
+    out: list[Point] = []
+    lo = hi = pts[0]
+    current = 0
+    for p in pts:
+        b = min(int((p[0] - x0) / width), buckets - 1)
+        if b != current:
+            out.extend(_ordered(lo, hi))
+            lo = hi = p
+            current = b
+            continue
+        if p[1] < lo[1]:
+            lo = p
+        if p[1] > hi[1]:
+            hi = p
+    out.extend(_ordered(lo, hi))
+    # the ends stay, so the axis spans the real range
+    if out[0] != pts[0]:
+        out.insert(0, pts[0])
+    if out[-1] != pts[-1]:
+        out.append(pts[-1])
+    return out
+
+
+def _ordered(a: Point, b: Point) -> list[Point]:
+    if a is b or a == b:
+        return [a]
+    return [a, b] if a[0] <= b[0] else [b, a]
+
+
+@dataclass
+class RunSeries:
+    """The raw points of some metrics of one run, kept up to date by reading only new rows.
+
+    The first read goes through the (run_id, name, …) index; later reads take only rows whose
+    id is above the last one seen (a range scan of the rowid: cheap however big the table).
+    A restarted stage deletes its old metrics: the caller resets the cache when it sees a
+    stage start again (`fingerprint` changes)."""
+
+    run_id: str
+    names: tuple[str, ...]
+    last_id: int = -1
+    fingerprint: object = None
+    raw: dict[str, dict[tuple[int, int], float]] = field(default_factory=dict)
+    version: int = 0          # bumped whenever new points arrive
+
+    def update(self, store: Store, fingerprint: object) -> bool:
+        """Fetch new rows; True when something changed."""
+        reset = fingerprint != self.fingerprint
+        if reset:
+            self.last_id, self.raw, self.fingerprint = -1, {}, fingerprint
+            self.version += 1
+        marks = ",".join("?" * len(self.names))
+        top = store.query("SELECT MAX(id) AS m FROM metrics")[0]["m"] or 0
+        if top <= self.last_id:
+            return reset
+        if self.last_id < 0:
+            rows = store.query(
+                f"SELECT iteration, step, name, value FROM metrics WHERE run_id = ? AND "
+                f"name IN ({marks}) AND id <= ?", [self.run_id, *self.names, top])
+        else:
+            # `+run_id`: keep SQLite on the rowid range instead of the run's whole index
+            rows = store.query(
+                f"SELECT iteration, step, name, value FROM metrics WHERE id > ? AND id <= ? "
+                f"AND +run_id = ? AND name IN ({marks})",
+                [self.last_id, top, self.run_id, *self.names])
+        self.last_id = top
+        for r in rows:
+            self.raw.setdefault(r["name"], {})[(r["iteration"], r["step"])] = r["value"]
+        if rows:
+            self.version += 1
+        return reset or bool(rows)
+
+    def offsets(self) -> dict[int, int]:
+        """x offset of each iteration: the sum of the steps of the iterations before it."""
+        last_step: dict[int, int] = {}
+        for points in self.raw.values():
+            for it, step in points:
+                last_step[it] = max(step, last_step.get(it, 0))
+        out, total = {}, 0
+        for it in sorted(last_step):
+            out[it] = total
+            total += last_step[it]
+        return out
+
+    def series(self, name: str, offsets: dict[int, int], buckets: int) -> tuple[Point, ...]:
+        points = sorted((offsets.get(it, 0) + step, v)
+                        for (it, step), v in self.raw.get(name, {}).items())
+        return tuple(downsample_minmax(points, buckets))
+
+    def last(self, name: str) -> tuple[int, int, float | None] | None:
+        """(iteration, step, value) of the newest point of a metric."""
+        points = self.raw.get(name)
+        if not points:
+            return None
+        key = max(points)
+        return key[0], key[1], points[key]

@@ -1,0 +1,41 @@
+"""The per-iteration table of the run screen: pairs kept, mean Kendall τ, mean consistency C,
+judge–implicit agreement, evaluation scores ("-" until an iteration has them) and mean
+response length."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.widgets import DataTable
+
+from cream_tui import format as fmt
+from cream_tui.data import IterRow
+
+COLUMNS = ("t", "status", "pairs", "mean τ", "mean C", "agree", "eval", "resp len")
+
+
+def eval_text(row: IterRow, limit: int = 2) -> str:
+    if not row.evaluation:
+        return "-"
+    return " ".join(f"{k.rsplit('.', 1)[-1]}={v:.3g}" for k, v in row.evaluation[:limit])
+
+
+class IterationTable(DataTable):
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id, cursor_type="none", zebra_stripes=True, show_cursor=False)
+        self._rows: tuple = ()
+
+    def on_mount(self) -> None:
+        self.add_columns(*COLUMNS)
+
+    def show_rows(self, rows: Sequence[IterRow]) -> None:
+        cells = tuple((str(r.iteration), r.status, fmt.num(r.n_pairs, "{}"),
+                       fmt.num(r.mean_tau), fmt.num(r.mean_consistency), fmt.num(r.agreement),
+                       eval_text(r), fmt.num(r.mean_response_length, "{:.1f}"))
+                      for r in rows)
+        if cells == self._rows:
+            return
+        self._rows = cells
+        self.clear()
+        for row in cells:
+            self.add_row(*row)

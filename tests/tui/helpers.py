@@ -1,0 +1,61 @@
+"""Helpers for driving the dashboard with Pilot: wait for the polled data, read the screen as
+plain text, wait for queue actions."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from textual.app import App
+from textual.pilot import Pilot
+
+
+def screen_text(app: App) -> str:
+    """What the terminal shows, as plain text (like tmux capture-pane)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system=None, record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens, simplify=True))
+    return console.export_text()
+
+
+async def wait_loaded(pilot: Pilot, timeout: float = 10.0) -> None:
+    """Until the screen in front shows the data of a poll that began after this call (so
+    chart widths and the like have settled), then let the redraw finish."""
+    app = pilot.app
+    for _ in range(2):          # the second poll sees the widths the first one laid out
+        start = app.polls
+        app.refresh_now()
+        await wait_until(pilot, lambda start=start: app.polls >= start + 2 and
+                         getattr(app.screen, "settled", True), timeout, "the polled data")
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
+async def wait_actions(pilot: Pilot) -> None:
+    """Until the queue actions started so far have finished and their notices were handled."""
+    app = pilot.app
+    await pilot.pause()
+    actions = [w for w in app.workers if w.group == "actions"]
+    if actions:     # (an empty list would mean "every worker", the poller included)
+        await app.workers.wait_for_complete(actions)
+    await pilot.pause(0.1)
+
+
+async def wait_until(pilot: Pilot, predicate, timeout: float = 10.0, what: str = "it") -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_app(home, run: str | None = None, **kwargs):
+    """The dashboard on the fixed clock, with no GPU of its own, polling fast."""
+    from cream_tui.app import CreamApp
+    from tests.tui.fixtures import frozen_clock, no_gpu
+
+    kwargs.setdefault("gpu_reader", no_gpu)
+    return CreamApp(home, run, clock=frozen_clock, poll_s=0.1, **kwargs)

@@ -1,0 +1,114 @@
+"""The dashboard's data layer without a screen: downsampling, incremental series, ETA on a
+fixed clock, the log tail window, evaluation scores and the text helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cream_engine.store import Store, open_store
+from cream_tui import format as fmt
+from cream_tui.data import DataSource, empty_message, evaluation_of
+from cream_tui.series import RunSeries, downsample_minmax
+from tests.tui.fixtures import NOW, no_gpu
+
+
+def test_downsampling_keeps_each_buckets_min_and_max_and_the_ends() -> None:
+    points = [(float(x), 1.0) for x in range(1000)]
+    points[503] = (503.0, 9.0)      # a spike
+    points[777] = (777.0, -4.0)     # a dip
+    out = downsample_minmax(points, 50)
+    assert len(out) <= 2 * 50 + 2
+    assert (503.0, 9.0) in out and (777.0, -4.0) in out
+    assert out[0] == (0.0, 1.0) and out[-1] == (999.0, 1.0)
+    assert [x for x, _ in out] == sorted(x for x, _ in out)
+
+
+def test_downsampling_leaves_short_series_and_drops_non_finite_values() -> None:
+    points = [(0.0, 1.0), (1.0, float("nan")), (2.0, None), (3.0, 2.0)]
+    assert downsample_minmax(points, 10) == [(0.0, 1.0), (3.0, 2.0)]
+    assert downsample_minmax([], 10) == []
+
+
+def test_series_read_only_new_rows_and_reset_when_a_stage_restarts(store: Store) -> None:
+    store.log_metrics("r", 0, "train", 1, {"loss": 0.7, "grad_norm": 3.0})
+    store.log_metrics("other", 0, "train", 1, {"loss": 9.0})
+    series = RunSeries("r", ("loss",))
+    assert series.update(store, fingerprint=("a",))
+    assert series.raw == {"loss": {(0, 1): 0.7}}
+    assert not series.update(store, fingerprint=("a",))          # nothing new
+    store.log_metrics("r", 0, "train", 2, {"loss": 0.6})
+    store.log_metrics("r", 1, "train", 1, {"loss": 0.5})
+    assert series.update(store, fingerprint=("a",))
+    offsets = series.offsets()
+    assert offsets == {0: 0, 1: 2}
+    assert series.series("loss", offsets, 100) == ((1, 0.7), (2, 0.6), (3, 0.5))
+    assert series.last("loss") == (1, 1, 0.5)
+    store.execute("DELETE FROM metrics WHERE run_id = 'r' AND iteration = 1")
+    assert series.update(store, fingerprint=("b",))              # the stage started again
+    assert series.raw == {"loss": {(0, 1): 0.7, (0, 2): 0.6}}
+
+
+def test_home_data_on_a_fixed_clock(tmp_path: Path) -> None:
+    from tests.tui.fixtures import write_store
+
+    write_store(tmp_path / "home")
+    source = DataSource(tmp_path / "home", no_gpu)
+    data = source.home_data(NOW)
+    rows = {r.name: r for r in data.runs}
+    running = rows["scir-c"]
+    # 2 of 4 iterations done, the third at 4 stages + 40% of training out of 5: 72% in 2 h
+    assert (running.iteration, running.elapsed) == (2, 7200.0)
+    assert round(running.eta) == round(7200 * 0.28 / 0.72)
+    assert (running.stage, running.stage_done, running.stage_total) == ("train", 120, 300)
+    assert running.gpus == "0" and rows["dpo-d"].gpus == "auto"
+    assert rows["srlm-b"].stage_status == "failed" and rows["srlm-b"].eta is None
+    assert rows["cream-a"].stage is None and rows["cream-a"].iteration == 3
+    assert data.drained is False and len(data.gpus.gpus) == 2
+    later = source.home_data(NOW + 60)
+    assert {r.name: r for r in later.runs}["scir-c"].elapsed == 7260.0
+    assert {r.name: r for r in later.runs}["cream-a"].elapsed == 9000.0   # ended: fixed
+
+
+def test_missing_home_and_missing_run(tmp_path: Path) -> None:
+    source = DataSource(tmp_path / "absent", no_gpu)
+    assert source.home_data(NOW).problem == empty_message(tmp_path / "absent")
+    assert source.run_data("x", NOW, 50).problem == empty_message(tmp_path / "absent")
+    assert not (tmp_path / "absent").exists()
+    open_store(tmp_path / "absent").close()
+    assert "no such run" in source.run_data("x", NOW, 50).problem
+
+
+def test_log_tail_keeps_the_last_lines_and_what_a_terminal_shows(tmp_path: Path) -> None:
+    source = DataSource(tmp_path, no_gpu)
+    logs = tmp_path / "run" / "logs"
+    logs.mkdir(parents=True)
+    lines = [f"line {i}" for i in range(5000)] + ["bar 10%\rbar 50%\r\x1b[1mbar 100%\x1b[0m"]
+    (logs / "job.log").write_text("\n".join(lines) + "\n")
+    path, tail = source._log_tail(tmp_path / "run")
+    assert path.endswith("run/logs/job.log")
+    assert tail[-1] == "bar 100%" and tail[-2] == "line 4999"
+    assert len(tail) == 300 and all(t.startswith(("line", "bar")) for t in tail)
+    assert source._log_tail(tmp_path / "missing") == (str(tmp_path / "missing/logs/job.log"),
+                                                     ())
+
+
+def test_evaluation_scores_from_the_iteration_summary() -> None:
+    assert evaluation_of(None) == ()
+    assert evaluation_of(json.dumps({"train": "{}"})) == ()
+    summary = json.dumps({"eval": {"alpaca": {"win_rate": 0.5, "n": 80}, "score": 6,
+                                   "note": "text", "ok": True}})
+    assert evaluation_of(summary) == (("alpaca.n", 80.0), ("alpaca.win_rate", 0.5),
+                                      ("score", 6.0))
+    assert evaluation_of(json.dumps({"eval": json.dumps({"score": 1.5})})) == (("score", 1.5),)
+    assert evaluation_of("not json") == ()
+
+
+def test_text_helpers() -> None:
+    assert [fmt.duration(s) for s in (None, 5, 425, 10920, 190000)] == [
+        "-", "5s", "7m05s", "3h02m", "2d04h"]
+    assert fmt.sparkline([0, 50, 100, None], lo=0, hi=100) == "▁▅█ "
+    assert fmt.sparkline([None]) == " "
+    assert fmt.bar(0.5, 10) == "█████░░░░░" and fmt.bar(None, 3) == "░░░"
+    assert fmt.na(None, "{:.0f}") == "N/A" and fmt.num(float("nan")) == "-"
+    assert fmt.truncate("abcdefgh", 5) == "abcd…"
