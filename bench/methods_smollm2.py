@@ -4,7 +4,8 @@ judge-implicit agreement, seconds per training step and (SCIR) the agreement of 
 models before and after training.
 
     .venv/bin/python bench/methods_smollm2.py [--methods cream srlm] [--prompts 16] [--n 4]
-        [--iterations 2] [--max-new-tokens 96] [--home DIR]
+        [--iterations 2] [--max-new-tokens 96] [--judge-samples 3]
+        [--judge-max-new-tokens 96] [--home DIR]
 
 Defaults are the engine issue's check: 2 iterations of 16 prompts x 4 responses, on CPU.
 With --home pointing at a home that already has these runs, it only prints the table.
@@ -33,6 +34,10 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--judge-samples", type=int, default=3,
+                    help="[judge] samples (judgments per response)")
+    ap.add_argument("--judge-max-new-tokens", type=int, default=96,
+                    help="[judge] max_new_tokens (0: score directly, no justification)")
     ap.add_argument("--model", default="bundled:smollm2-135m-instruct")
     ap.add_argument("--home", type=Path, default=None)
     args = ap.parse_args()
@@ -43,7 +48,9 @@ def main() -> int:
             "run": {"name": f"bench-{method}", "method": method, "model": args.model,
                     "iterations": args.iterations},
             "data": {"prompts_per_iteration": args.prompts},
-            "generate": {"n": args.n, "max_new_tokens": args.max_new_tokens}})
+            "generate": {"n": args.n, "max_new_tokens": args.max_new_tokens},
+            "judge": {"samples": args.judge_samples,
+                      "max_new_tokens": args.judge_max_new_tokens}})
         path = home / f"bench-{method}.toml"
         home.mkdir(parents=True, exist_ok=True)
         path.write_text(to_toml(config))

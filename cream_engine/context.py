@@ -17,7 +17,7 @@ from cream_engine.progress import StageProgress
 from cream_engine.runs import load_run_config
 from cream_engine.store import Store
 
-STAGE_SEEDS = {"generate": 1, "reward": 2, "train": 5}
+STAGE_SEEDS = {"generate": 1, "reward": 2, "pairs": 4, "train": 5}
 
 
 class PipelineError(RuntimeError):

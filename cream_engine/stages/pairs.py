@@ -1,6 +1,8 @@
 """Stage 4, pairs: per prompt, chosen = highest reward, rejected = lowest (by the method's
 pair reward); dropped when they tie or fewer than two responses have a reward. Each pair
-carries the method's weight (CREAM's consistency C; 1 for SRLM and DPO).
+carries the method's weight (CREAM's consistency C; 1 for SRLM and DPO). Methods with
+unlabeled pairs (SCIR) pick their own (y1, y2) instead; chosen/rejected then hold y1/y2 and
+`labeled` is false (the label is decided inside the training step).
 
 Also measures the agreement of the judge and the implicit reward on the pairs (SCIR's measure)
 wherever both were computed. Writes `pairs.jsonl`. Pure Python.
@@ -9,6 +11,7 @@ wherever both were computed. Writes `pairs.jsonl`. Pure Python.
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from cream_engine.context import PipelineError
@@ -32,10 +35,18 @@ def best_and_worst(rewards: list[float | None]) -> tuple[int, int] | None:
 
 
 def agreement(pairs: list[dict], other: str) -> float | None:
-    """Fraction of pairs where the `other` reward also prefers the chosen response."""
-    votes = [p["other_rewards"][other] for p in pairs if p.get("other_rewards", {}).get(other)]
-    votes = [v for v in votes if None not in v]
-    return sum(1 for c, r in votes if c > r) / len(votes) if votes else None
+    """Fraction of pairs where the `other` reward also prefers the chosen response (for an
+    unlabeled pair: the response the pair's own reward prefers; a tie there leaves it out)."""
+    votes = []
+    for p in pairs:
+        o = p.get("other_rewards", {}).get(other)
+        if not o or None in o:
+            continue
+        if p.get("labeled", True):
+            votes.append(o[0] > o[1])
+        elif None not in p["rewards"] and p["rewards"][0] != p["rewards"][1]:
+            votes.append((o[0] > o[1]) == (p["rewards"][0] > p["rewards"][1]))
+    return sum(votes) / len(votes) if votes else None
 
 
 def run(ctx: Any, t: int) -> dict:
@@ -47,12 +58,16 @@ def run(ctx: Any, t: int) -> dict:
     pairs, dropped = [], 0
     for rec in rewards:
         primary = rec["rewards"][method.pair_reward]
-        picked = best_and_worst(primary)
+        resp = responses[rec["prompt_id"]]
+        if method.pick_pair is None:
+            picked = best_and_worst(primary)
+        else:  # seeded per prompt, so a restarted stage picks the same pairs
+            rng = random.Random(f"{ctx.seed(t, 'pairs')}:{rec['prompt_id']}")
+            picked = method.pick_pair(rec["rewards"], resp["responses"], ctx.config, rng)
         if picked is None:
             dropped += 1
             continue
         i, j = picked
-        resp = responses[rec["prompt_id"]]
         others = {name: [vals[i], vals[j]] for name, vals in rec["rewards"].items()
                   if name != method.pair_reward and vals is not None}
         pairs.append({
@@ -62,11 +77,13 @@ def run(ctx: Any, t: int) -> dict:
             "weight": method.pair_weight(rec["consistency"], c_mean,
                                          ctx.config.consistency.mode),
             "rewards": [primary[i], primary[j]], "other_rewards": others,
-            "tau": rec["tau"], "consistency": rec["consistency"],
+            "tau": rec["tau"], "consistency": rec["consistency"], "labeled": method.labeled,
         })
     if not pairs:
+        why = (f"tied or had fewer than two {method.pair_reward} rewards" if method.labeled
+               else "tied or had fewer than two distinct responses to pair")
         raise PipelineError(f"iteration {t}: no preference pairs: all {len(rewards)} prompts "
-                            f"tied or had fewer than two {method.pair_reward} rewards")
+                            f"{why}")
     write_jsonl(ctx.iter_dir(t) / ARTIFACT, pairs)
     other = "implicit" if method.pair_reward == "judge" else "judge"
     agree = agreement(pairs, other)

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from cream_engine.data import read_jsonl, write_jsonl
-from cream_engine.judges.pointwise import (expected_score, judge_messages, mean_score,
-                                           parse_score)
+from cream_engine.judges.pairwise import verdict_tokens
+from cream_engine.judges.pointwise import expected_score, judge_messages, mean_score, parse_score
 from cream_engine.logprobs import sequence_logprobs
 from cream_engine.methods import get_method
-from cream_engine.stages.generate import ARTIFACT as RESPONSES, open_policy_backend
+from cream_engine.stages.generate import ARTIFACT as RESPONSES
+from cream_engine.stages.generate import open_policy_backend
 
 ARTIFACT = "scores.jsonl"
 DIGITS = [str(k) for k in range(6)]
@@ -97,6 +98,8 @@ def run(ctx: Any, t: int) -> dict:
     judged = None
     if method.uses_judge:
         backend = open_policy_backend(ctx, t)
+        if method.pairwise_judge:  # fail now, not after generating and judging everything
+            verdict_tokens(backend.tokenizer)
         judged = judge_responses(ctx, t, backend, rows)
         backend.close()
 

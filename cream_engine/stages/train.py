@@ -12,6 +12,11 @@ move between releases). What we take from TRL 1.16 and why:
 3. C travels as a `weight` column: our collator adds it to the batch, the signature columns keep
    it through `remove_unused_columns`, and it is removed before any model call (TRL passes
    every other batch key to `model(**kwargs)`, and Llama silently accepts an unknown `weight=`).
+4. SCIR (`ScirDPOTrainer`): the pairs are unlabeled (chosen/rejected = y1/y2). The judge
+   prompts of both presentation orders travel as two more columns (tokenised before the trainer
+   is built), the collator pads them, and the step runs one more policy forward on them, with
+   gradients, for P_G; the loss is losses.scir_loss(h, β, P_G). TRL's rewards/* metrics then
+   compare y1 with y2 (not a chosen with a rejected response).
 
 Heavy layer: torch, datasets, transformers, trl and peft are imported inside the functions.
 """
@@ -30,12 +35,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cream_engine.config import TrainConfig
+from cream_engine.config import ScirConfig, TrainConfig
 
 WEIGHT = "weight"
+JUDGE_COLUMNS = ("judge_12_ids", "judge_21_ids")  # SCIR: judge prompts, y1 first / y2 first
+JUDGE_KEYS = ("judge_input_ids", "judge_attention_mask", "judge_last")  # their batch tensors
+EXTRA_KEYS = (WEIGHT, *JUDGE_KEYS)  # batch keys that never reach a model call
 METRIC_NAMES = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                 "rewards/accuracies", "logps/chosen", "logps/rejected", "learning_rate",
                 "grad_norm", "consistency")
+# SCIR, per logging step: agreement of the two RMs (margin 0), fraction of pairs selected for
+# the DPO term, the consistency loss and the DPO term itself (mean over the selected pairs)
+SCIR_METRIC_NAMES = ("scir/agreement", "scir/selected", "scir/l_con", "scir/l_dpo")
 
 
 class TrainingError(RuntimeError):
@@ -65,6 +76,16 @@ def preference_rows(pairs: list[dict]) -> list[dict]:
             WEIGHT: float(weight),
         })
     return rows
+
+
+def scir_rows(pairs: list[dict], rows: list[dict], tokenizer: Any, max_length: int
+              ) -> list[dict]:
+    """`rows` plus the tokenised judge prompts of each pair, y1 first and y2 first."""
+    from cream_engine.judges.pairwise import judge_columns, judge_max_length, request_text
+
+    return [{**row, **judge_columns(tokenizer, request_text(pair), pair["chosen"],
+                                    pair["rejected"], judge_max_length(max_length))}
+            for pair, row in zip(pairs, rows)]
 
 
 def precision(train: TrainConfig, device: str) -> tuple[str, bool]:
@@ -114,23 +135,31 @@ def lora_config(train: TrainConfig) -> Any:
 
 
 @functools.cache
-def trainer_classes() -> tuple[type, type]:
-    """(WeightedPreferenceCollator, CreamDPOTrainer), defined on first use so that importing
-    this module stays light."""
+def trainer_classes() -> tuple[type, type, type]:
+    """(WeightedPreferenceCollator, CreamDPOTrainer, ScirDPOTrainer), defined on first use so
+    that importing this module stays light."""
     import torch
     from trl import DPOTrainer
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     from cream_engine import losses
+    from cream_engine.judges import pairwise
 
     class WeightedPreferenceCollator(DataCollatorForPreference):
-        """TRL's collator plus `weight`: one C per pair, shape (B,) (the rows are 2B)."""
+        """TRL's collator plus `weight`: one C per pair, shape (B,) (the rows are 2B); and, for
+        SCIR, the judge prompts: `judge_input_ids` (2B, L), the B prompts with y1 first then
+        the B with y2 first, right-padded, their attention mask and last-token index."""
 
         def torch_call(self, examples: list[dict]) -> dict:
             batch = super().torch_call(examples)
             if WEIGHT in examples[0]:
                 batch[WEIGHT] = torch.tensor([float(ex[WEIGHT]) for ex in examples],
                                              dtype=torch.float32)
+            if JUDGE_COLUMNS[0] in examples[0]:
+                judge = pairwise.collate_judge([ex[JUDGE_COLUMNS[0]] for ex in examples]
+                                               + [ex[JUDGE_COLUMNS[1]] for ex in examples],
+                                               self.pad_token_id)
+                batch.update({f"judge_{k}": v for k, v in judge.items()})
             return batch
 
     class CreamDPOTrainer(DPOTrainer):
@@ -138,6 +167,8 @@ def trainer_classes() -> tuple[type, type]:
 
         Only what the override reproduces is accepted: the sigmoid loss on reverse-KL scores,
         no WPO/LD/MoE terms, and a precomputed reference."""
+
+        extra_columns: tuple[str, ...] = (WEIGHT,)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -154,14 +185,15 @@ def trainer_classes() -> tuple[type, type]:
             }
             bad = [k for k, v in unsupported.items() if v]
             if bad:
-                raise ValueError("CreamDPOTrainer supports only the sigmoid loss with a "
+                raise ValueError(f"{type(self).__name__} supports only the sigmoid loss with a "
                                  "precomputed reference; unsupported: " + ", ".join(bad))
             self.nonfinite_loss: tuple[int, float] | None = None  # (step, loss), first seen
 
         def _set_signature_columns_if_needed(self) -> None:
             super()._set_signature_columns_if_needed()
-            if WEIGHT not in self._signature_columns:
-                self._signature_columns = [*self._signature_columns, WEIGHT]
+            missing = [c for c in self.extra_columns if c not in self._signature_columns]
+            if missing:
+                self._signature_columns = [*self._signature_columns, *missing]
 
         def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
             if len(dataset) == 0:  # TRL drops the pairs whose prompt fills max_length
@@ -171,13 +203,12 @@ def trainer_classes() -> tuple[type, type]:
 
         def compute_ref_log_probs(self, model: Any, inputs: dict) -> Any:
             return super().compute_ref_log_probs(
-                model, {k: v for k, v in inputs.items() if k != WEIGHT})
+                model, {k: v for k, v in inputs.items() if k not in EXTRA_KEYS})
 
-        def _compute_loss(self, model: Any, inputs: dict, return_outputs: bool) -> Any:
-            if WEIGHT not in inputs:
-                raise ValueError("CreamDPOTrainer: the batch has no 'weight' column")
-            weight = inputs[WEIGHT]
-            inputs = {k: v for k, v in inputs.items() if k != WEIGHT}
+        def _policy_margin(self, model: Any, inputs: dict, return_outputs: bool
+                           ) -> tuple[Any, Any]:
+            """TRL's own step (one policy forward, all its metrics) and h per pair, float32."""
+            inputs = {k: v for k, v in inputs.items() if k not in EXTRA_KEYS}
             # note: in TRL 1.16 the first forward of `model` inside `_compute_loss` is the
             # policy forward (dpo_trainer.py:1299); recheck on any TRL upgrade
             captured: list[Any] = []
@@ -192,36 +223,84 @@ def trainer_classes() -> tuple[type, type]:
             chosen_logps, rejected_logps = logps.chunk(2, dim=0)
             h = ((chosen_logps - inputs["ref_chosen_logps"])
                  - (rejected_logps - inputs["ref_rejected_logps"]))
-            h = h.float()  # C = 0.9 in bf16 would be 0.8984
-            c = weight.to(h.device, torch.float32)
-            loss = losses.cream_loss(h, self.beta, c).mean()
+            return result, h.float()  # C = 0.9 in bf16 would be 0.8984
 
-            mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["consistency"].append(self.accelerator.gather(c).mean().item())
-            if mode == "train" and self.nonfinite_loss is None:
+        def _finish(self, loss: Any, result: Any, return_outputs: bool) -> Any:
+            if self.model.training and self.nonfinite_loss is None:
                 value = loss.detach().item()
                 if not math.isfinite(value):
                     self.nonfinite_loss = (self.state.global_step + 1, value)
             return (loss, result[1]) if return_outputs else loss
 
-    return WeightedPreferenceCollator, CreamDPOTrainer
+        def _metric(self, name: str, value: Any) -> None:
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode][name].append(self.accelerator.gather(value).float().mean().item())
+
+        def _compute_loss(self, model: Any, inputs: dict, return_outputs: bool) -> Any:
+            if WEIGHT not in inputs:
+                raise ValueError("CreamDPOTrainer: the batch has no 'weight' column")
+            result, h = self._policy_margin(model, inputs, return_outputs)
+            c = inputs[WEIGHT].to(h.device, torch.float32)
+            loss = losses.cream_loss(h, self.beta, c).mean()
+            self._metric("consistency", c)
+            return self._finish(loss, result, return_outputs)
+
+    class ScirDPOTrainer(CreamDPOTrainer):
+        """SCIR's step on unlabeled pairs (y1, y2): P_I = σ(β·h) from the policy forward TRL
+        runs, P_G from a second policy forward on the judge prompts of both orders (with
+        gradients), and L = mean_selected L_DPO + α·mean_all L_con (losses.scir_loss)."""
+
+        extra_columns = (WEIGHT, *JUDGE_COLUMNS)
+
+        def __init__(self, *args: Any, scir: Any, verdict_ids: tuple[int, int],
+                     **kwargs: Any) -> None:
+            self.scir = scir
+            self.verdict_ids = verdict_ids
+            super().__init__(*args, **kwargs)
+
+        def _compute_loss(self, model: Any, inputs: dict, return_outputs: bool) -> Any:
+            if JUDGE_KEYS[0] not in inputs:
+                raise ValueError("ScirDPOTrainer: the batch has no judge prompts")
+            result, h = self._policy_margin(model, inputs, return_outputs)
+            logits = pairwise.verdict_logits(model, inputs["judge_input_ids"],
+                                             inputs["judge_attention_mask"],
+                                             inputs["judge_last"], self.verdict_ids)
+            p_g = pairwise.pairwise_probability(*logits.chunk(2, dim=0))
+            out = losses.scir_loss(h, self.beta, p_g, alpha=self.scir.alpha,
+                                   lambda_h=self.scir.lambda_h, margin=self.scir.margin)
+            self._metric("scir/agreement", out.agree)
+            self._metric("scir/selected", out.selected)
+            self._metric("scir/l_con", out.con.detach())
+            self._metric("scir/l_dpo", out.dpo.detach())
+            return self._finish(out.loss, result, return_outputs)
+
+    return WeightedPreferenceCollator, CreamDPOTrainer, ScirDPOTrainer
 
 
 def make_trainer(model: Any, tokenizer: Any, rows: list[dict], args: Any, *,
-                 peft_config: Any = None, callbacks: list | None = None) -> Any:
+                 peft_config: Any = None, callbacks: list | None = None,
+                 scir: ScirConfig | None = None) -> Any:
     """A `CreamDPOTrainer` over conversational rows (tokenised and the reference log-probs
-    precomputed here, quietly)."""
+    precomputed here, quietly); with `scir`, a `ScirDPOTrainer` (rows from `scir_rows`)."""
     from datasets import Dataset
     from transformers import PrinterCallback
 
-    collator_cls, trainer_cls = trainer_classes()
+    from cream_engine.judges.pairwise import verdict_tokens
+
+    collator_cls, cream_cls, scir_cls = trainer_classes()
     collator = collator_cls(pad_token_id=tokenizer.pad_token_id, max_length=args.max_length,
                             truncation_mode=args.truncation_mode)
+    extra: dict[str, Any] = {}
+    trainer_cls = cream_cls
+    if scir is not None:
+        if not rows or JUDGE_COLUMNS[0] not in rows[0]:
+            raise TrainingError("SCIR training needs the judge prompts (see scir_rows)")
+        trainer_cls, extra = scir_cls, {"scir": scir, "verdict_ids": verdict_tokens(tokenizer)}
     with quiet():
         trainer = trainer_cls(model=model, ref_model=None, args=args,
                               train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                               data_collator=collator, peft_config=peft_config,
-                              callbacks=callbacks or [])
+                              callbacks=callbacks or [], **extra)
     trainer.remove_callback(PrinterCallback)  # disable_tqdm=True would print every log dict
     return trainer
 
@@ -283,7 +362,8 @@ def metrics_callback(on_metrics: Callable[[int, dict[str, float]], None],
             # skip the final summary (train_runtime, train_loss, ...) and anything after a NaN
             if self.error is not None or not logs or "loss" not in logs:
                 return
-            values = {k: float(logs[k]) for k in METRIC_NAMES if k in logs}
+            values = {k: float(logs[k]) for k in METRIC_NAMES + SCIR_METRIC_NAMES
+                      if k in logs}
             self.last_loss = values["loss"]
             on_metrics(state.global_step, values)
 
@@ -296,23 +376,29 @@ def metrics_callback(on_metrics: Callable[[int, dict[str, float]], None],
 def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: TrainConfig,
               seed: int, device: str, on_metrics: Callable[[int, dict[str, float]], None],
               on_progress: Callable[[int, int], None] | None = None,
-              work_dir: Path | None = None) -> dict:
+              work_dir: Path | None = None, scir: ScirConfig | None = None) -> dict:
     """Train M_{t+1} from M_t (`policy_path`, also the reference) on CREAM-weighted pairs and
     save it, merged if LoRA, with its tokenizer to `out_dir` (which appears only complete).
+    With `scir`, the pairs are unlabeled (y1, y2) and SCIR's step trains them.
 
-    `pairs`: {"messages": prompt chat messages, "chosen": str, "rejected": str, "weight": C}.
+    `pairs`: {"messages": prompt chat messages, "chosen": str, "rejected": str, "weight": C}
+    (SCIR also reads "prompt", the request shown to the judge).
     Returns {"steps", "seconds", "seconds_per_step", "final_loss", "pairs"}; raises
     `TrainingError` on a NaN/inf loss (nothing is saved then)."""
     out_dir = Path(out_dir)
     rows = preference_rows(pairs)
+    if scir is None and any(p.get("labeled") is False for p in pairs):
+        raise TrainingError("the pairs are unlabeled (method scir): they need SCIR's training "
+                            "step, not a fixed chosen/rejected")
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cream-train-")))
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
         trainer, callback, seconds = _run_training(
-            policy_path=policy_path, rows=rows, train=train, seed=seed, device=device,
-            work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress)
+            policy_path=policy_path, pairs=pairs, rows=rows, train=train, seed=seed,
+            device=device, work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress,
+            scir=scir)
         steps = trainer.state.global_step
         _save(trainer, out_dir, lora=train.lora)
     return {"steps": steps, "seconds": seconds,
@@ -320,10 +406,11 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
             "final_loss": callback.last_loss, "pairs": len(trainer.train_dataset)}
 
 
-def _run_training(*, policy_path: str, rows: list[dict], train: TrainConfig, seed: int,
-                  device: str, work_dir: Path,
+def _run_training(*, policy_path: str, pairs: list[dict], rows: list[dict],
+                  train: TrainConfig, seed: int, device: str, work_dir: Path,
                   on_metrics: Callable[[int, dict[str, float]], None],
-                  on_progress: Callable[[int, int], None] | None) -> tuple[Any, Any, float]:
+                  on_progress: Callable[[int, int], None] | None,
+                  scir: ScirConfig | None) -> tuple[Any, Any, float]:
     from transformers import set_seed
 
     from cream_engine.models import load_model
@@ -334,11 +421,13 @@ def _run_training(*, policy_path: str, rows: list[dict], train: TrainConfig, see
     with quiet():
         model, tokenizer = load_model(policy_path, home=work_dir,
                                       dtype=precision(train, device)[0], device=device)
+    if scir is not None:
+        rows = scir_rows(pairs, rows, tokenizer, train.max_length)
     args = dpo_args(train, output_dir=work_dir / "trainer", seed=seed, device=device)
     use_cache = model.config.use_cache  # Trainer sets it to args.use_cache (False)
     callback = metrics_callback(on_metrics, on_progress)
     trainer = make_trainer(model, tokenizer, rows, args, callbacks=[callback],
-                           peft_config=lora_config(train) if train.lora else None)
+                           peft_config=lora_config(train) if train.lora else None, scir=scir)
     callback.trainer = trainer
     started = time.perf_counter()
     with quiet():
