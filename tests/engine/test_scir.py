@@ -26,15 +26,6 @@ from tests.engine.test_pipeline import engine, finish, new_run, tiny_config
 BETA = 0.1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (see test_train.py: two are ~4x slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -313,7 +304,7 @@ SCIR_STEP_METRICS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/marg
 
 def test_run_with_method_scir_completes_two_iterations(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the engine's torch: see _one_thread
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the engine's torch: see conftest._one_torch_thread
     config = tiny_config(tiny_model_dir, run={"method": "scir"},
                          data={"prompts_per_iteration": 4},
                          generate={"n": 3, "max_new_tokens": 12},

@@ -21,16 +21,6 @@ BETA = 0.1
 WEIGHTS = [1.0, 0.0, 0.5, 0.9, 0.2, 0.75, 0.3, 1.3]  # C is not clipped: 1.3 is allowed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the tiny model gains nothing from two, and on a busy 2-core machine
-    two threads run about 4x slower (measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
