@@ -16,6 +16,7 @@ the unfinished one again from scratch; a restarted training stage replaces its m
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import sys
@@ -115,11 +116,17 @@ def run_iteration(ctx: RunContext, t: int) -> None:
     """M_t → M_{t+1}."""
     ctx.store.upsert_iteration(ctx.run_id, t, status="running", started_at=time.time(),
                                n_prompts=len(ctx.prompts(t)))
-    for name, fn, artifact in STAGES:
-        run_stage(ctx, t, name, fn, artifact)
+    try:
+        for name, fn, artifact in STAGES:
+            run_stage(ctx, t, name, fn, artifact)
+    except BaseException as e:  # the iteration says how it ended; a resume sets it running
+        status = "cancelled" if isinstance(e, Cancelled) else "failed"
+        ctx.store.upsert_iteration(ctx.run_id, t, status=status, ended_at=time.time())
+        raise
     stages = {s["stage"]: s for s in ctx.store.stages(ctx.run_id) if s["iteration"] == t}
     ctx.store.upsert_iteration(ctx.run_id, t, status="done", ended_at=time.time(),
-                               summary={k: s["info"] for k, s in stages.items()})
+                               summary={k: json.loads(s["info"]) if s["info"] else None
+                                        for k, s in stages.items()})
 
 
 def run_experiment(run_dir: Path) -> int:

@@ -234,7 +234,7 @@ def test_failure_nan_loss_keeps_finished_iterations(tmp_path: Path, tiny_model_d
     store = open_store(tmp_path / "home")
     run = store.get_run(run_dir.name)
     assert run["status"] == "failed" and run["error"] == "NaN loss at step 1"
-    assert [i["status"] for i in store.iterations(run_dir.name)] == ["done", "running"]
+    assert [i["status"] for i in store.iterations(run_dir.name)] == ["done", "failed"]
     assert (run_dir / "iter-0" / "model" / "model.safetensors").is_file()
     assert not (run_dir / "iter-1" / "model").exists()
 

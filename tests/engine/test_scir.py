@@ -335,7 +335,6 @@ def test_run_with_method_scir_completes_two_iterations(
         assert all(0 <= r["value"] <= 1 for r in mine
                    if r["name"] in ("scir/agreement", "scir/selected"))
         summary = json.loads(it["summary"])["train"]
-        summary = json.loads(summary) if isinstance(summary, str) else summary  # stage info
         assert summary["scir_agreement_before"] == \
             next(r["value"] for r in mine if r["name"] == "scir/agreement_before")
         assert 0.0 <= summary["scir_agreement_after"] <= 1.0

@@ -171,7 +171,7 @@ def write_store(home: Path, now: float = NOW) -> Runs:
         clock += 500
     _stage(store, r.failed, 1, "train", "failed", clock, clock + 726, 121, 250)
     _train_metrics(store, r.failed, 1, 120, clock, seed=9.0)
-    _iteration(store, r.failed, 1, "running", clock - 2000, None, 243, -0.05, 0.48, 251.0)
+    _iteration(store, r.failed, 1, "failed", clock - 2000, None, 243, -0.05, 0.48, 251.0)
     # scir-c: running, iteration 2 of 4, training 120/300 on GPU 0
     start = NOW - 2 * 3600
     _run(store, home, r.running, "scir-c", "scir", "running", 4, start, start, None, beta=0.1)
