@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_experiment(Path(args.run_dir))
     if args.command == "prepare-model":
+        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantisation bar, too
         from transformers.utils import logging as hf_logging
 
         from cream_engine.models import ModelError, resolve_model

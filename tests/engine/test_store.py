@@ -12,7 +12,7 @@ from cream_engine.store import Store, StoreError, migrations, open_store
 
 def make_run(store: Store, run_id: str = "r1", name: str = "exp") -> None:
     store.create_run(run_id, name=name, method="cream", model="bundled:tiny-random",
-                     iterations=2, run_dir=f"/tmp/{run_id}", config_toml="")
+                     iterations=2, run_dir=f"/nonexistent/{run_id}", config_toml="")
 
 
 def test_schema_has_the_tables_and_the_series_index(store: Store) -> None:
