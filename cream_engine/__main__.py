@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # library bars (GGUF dequantisation…): ours is rich
     home = paths.data_home(args.home)
 
     if args.command == "run":
@@ -34,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_experiment(Path(args.run_dir))
     if args.command == "prepare-model":
-        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantisation bar, too
         from transformers.utils import logging as hf_logging
 
         from cream_engine.models import ModelError, resolve_model
