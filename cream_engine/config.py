@@ -126,7 +126,9 @@ class DataConfig(Section):
                       '{"prompt": ...} or {"messages": [...]} lines (relative to this file)')
     prompts_per_iteration: int = _f(16, "prompts in each iteration's slice (slices are "
                                     "disjoint across iterations)", lo=1)
-    eval_sets: tuple[str, ...] = _f((), "evaluation sets: bundled names or JSONL/Parquet files")
+    eval_sets: tuple[str, ...] = _f(("bundled:mc", "bundled:arith"), "evaluation sets: "
+                                    "bundled:mc, bundled:arith, or ARC / OpenBookQA / SIQA / "
+                                    "GSM8K files (JSONL or Parquet)")
 
 
 @dataclass(frozen=True)
@@ -206,11 +208,29 @@ class ScirConfig(Section):
 @dataclass(frozen=True)
 class EvalConfig(Section):
     _name = "eval"
-    enabled: bool = _f(True, "evaluate M0 once and every new model")
-    max_items: int = _f(100, "items per evaluation set at most (0 = all)", lo=0)
+    enabled: bool = _f(True, "evaluate M0 once and every new model M_t+1")
+    max_items: int = _f(100, "items per evaluation set at most, first in file order (0 = all)",
+                        lo=0)
+    generative: bool = _f(True, "score by greedy answers ending in 'Answer: X' (CREAM's "
+                          "protocol)")
+    loglik: bool = _f(True, "score multiple choice by option log-likelihood "
+                      "(lm-evaluation-harness's protocol)")
+    max_new_tokens: int = _f(192, "tokens per generated evaluation answer", lo=1)
     win_rate_prompts: int = _f(16, "held-out prompts for the win rate of M_t+1 over M_t "
                                "(0 = skip)", lo=0)
-    max_new_tokens: int = _f(192, "tokens per generated evaluation answer", lo=1)
+    judge: str = _f("initial", "fixed judge of the win rate and score: initial (the frozen "
+                    "starting model M0) or a model id / folder")
+    batch_size: int = _f(8, "evaluation sequences per batch", lo=1)
+
+    def check(self) -> None:
+        if self.judge.startswith("bundled:") and self.judge[8:] not in BUNDLED_MODELS:
+            known = ", ".join("bundled:" + m for m in BUNDLED_MODELS)
+            raise ConfigError(f"[eval] judge = {_show(self.judge)}: unknown bundled model "
+                              f"(known: {known})")
+        if self.enabled and not (self.generative or self.loglik or self.win_rate_prompts):
+            raise ConfigError("[eval] enabled = true with generative, loglik and "
+                              "win_rate_prompts all off: nothing to evaluate (set enabled = "
+                              "false)")
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -279,7 +299,11 @@ def _resolve_paths(config: ExperimentConfig, base_dir: Path) -> ExperimentConfig
     if _looks_like_path(model) or (base_dir / model).is_dir():
         model = resolve(model)
     run = dataclasses.replace(config.run, model=model)
-    return dataclasses.replace(config, data=data, run=run)
+    judge = config.eval.judge
+    if judge != "initial" and (_looks_like_path(judge) or (base_dir / judge).is_dir()):
+        judge = resolve(judge)
+    return dataclasses.replace(config, data=data, run=run,
+                               eval=dataclasses.replace(config.eval, judge=judge))
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -314,22 +338,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return merged
 
 
+def read_text(path: Path, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """A UTF-8 text file; one `error` line naming it when missing, a folder or not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None,
                 environ: Mapping[str, str] | None = None) -> ExperimentConfig:
     """Load and validate a TOML experiment file; every error is one `ConfigError` line."""
     path = Path(path)
+    text = read_text(path, "file")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, expected a TOML file") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     env = env_overrides(os.environ if environ is None else environ)

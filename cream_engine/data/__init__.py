@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from cream_engine.config import BUNDLED_PROMPTS, ConfigError, ExperimentConfig
+from cream_engine.config import BUNDLED_PROMPTS, ConfigError, ExperimentConfig, read_text
 
 
 class DataError(ConfigError):
@@ -50,14 +50,7 @@ def load_prompts(spec: str) -> list[Prompt]:
     if spec.startswith("bundled:") and spec != BUNDLED_PROMPTS:
         raise DataError(f"[data] prompts = {spec!r}: unknown bundled set (known: "
                         f"{BUNDLED_PROMPTS})")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such prompt file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a JSONL prompt file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    text = read_text(path, "prompt file", DataError)
     prompts: list[Prompt] = []
     seen: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -110,6 +103,15 @@ def prompt_slices(prompts: list[Prompt], iterations: int, per_iteration: int,
     return [order[t * per_iteration:(t + 1) * per_iteration] for t in range(iterations)]
 
 
+def held_out_prompts(prompts: list[Prompt], iterations: int, per_iteration: int, seed: int,
+                     k: int) -> list[Prompt]:
+    """Up to `k` prompts that no iteration trains on: the ones after the slices in the same
+    seeded order, so they never overlap any slice."""
+    order = list(prompts)
+    random.Random(seed).shuffle(order)
+    return order[iterations * per_iteration:][:k]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Write JSONL atomically: a temp file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,9 +136,11 @@ def check_inputs(config: ExperimentConfig) -> list[Prompt]:
     prompts = load_prompts(config.data.prompts)
     prompt_slices(prompts, config.run.iterations, config.data.prompts_per_iteration,
                   config.run.seed)
-    for spec in config.data.eval_sets:
-        if not spec.startswith("bundled:") and not Path(spec).exists():
-            raise DataError(f"[data] eval_sets: {spec}: no such file")
+    if config.eval.enabled:
+        from cream_engine.evalsets import known_eval_set
+
+        for spec in config.data.eval_sets:
+            known_eval_set(spec)
     model = config.run.model
     if Path(model).is_absolute() and not Path(model).is_dir():
         raise DataError(f"[run] model = {model!r}: no such folder")
