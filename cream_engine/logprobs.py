@@ -41,9 +41,17 @@ def sequence_logprobs(model: Any, tokenizer: Any, items: list[tuple[list[dict], 
                       batch_size: int = 8, max_length: int = 1024, device: str = "cpu",
                       progress: Callable[[int], None] | None = None) -> list[SeqLogProb]:
     """log π(y|x) for every (messages, response) in `items`, in input order."""
+    encoded = [encode_pair(tokenizer, m, r, max_length) for m, r in items]
+    return encoded_logprobs(model, tokenizer, encoded, batch_size=batch_size, device=device,
+                            progress=progress)
+
+
+def encoded_logprobs(model: Any, tokenizer: Any, encoded: list[tuple[list[int], int]], *,
+                     batch_size: int = 8, device: str = "cpu",
+                     progress: Callable[[int], None] | None = None) -> list[SeqLogProb]:
+    """Σ log π of the tokens after `start` in each (token ids, start), in input order."""
     import torch
 
-    encoded = [encode_pair(tokenizer, m, r, max_length) for m, r in items]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     results: list[SeqLogProb | None] = [None] * len(encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -53,7 +61,7 @@ def sequence_logprobs(model: Any, tokenizer: Any, items: list[tuple[list[dict], 
         width = max(len(encoded[i][0]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         attn = torch.zeros((len(idx), width), dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.bool)  # response tokens only
+        mask = torch.zeros((len(idx), width), dtype=torch.bool)  # scored tokens only
         for row, i in enumerate(idx):
             seq, prompt_len = encoded[i]
             ids[row, :len(seq)] = torch.tensor(seq)

@@ -7,7 +7,8 @@
         pairs        best vs worst per prompt, weighted by the method (SCIR: unlabeled)
         train        DPO from M_t (reference = M_t), CREAM's soft labels or SCIR's
                      consistency step, → iter-t/model
-        evaluate     (its own issue)
+        evaluate     M_{t+1} on the evaluation sets, and its win rate over M_t
+                     (iteration 0 first evaluates M0 itself: the `baseline` stage)
 
 Every stage writes its artifact under `iter-<t>/` atomically, then marks itself done in the
 store. A restarted run skips the stages that are done (and whose artifact is there) and starts
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 from cream_engine.context import PipelineError, RunContext
 from cream_engine.data import read_jsonl
-from cream_engine.stages import consistency, generate, pairs, reward
+from cream_engine.stages import consistency, evaluate, generate, pairs, reward
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
 
@@ -83,7 +84,16 @@ STAGES: list[tuple[str, Callable[[RunContext, int], dict], str]] = [
     ("consistency", consistency.run, consistency.ARTIFACT),
     ("pairs", pairs.run, pairs.ARTIFACT),
     ("train", train, "model"),
+    ("evaluate", evaluate.run, evaluate.ARTIFACT),
 ]
+BASELINE = ("baseline", evaluate.baseline, evaluate.BASELINE_ARTIFACT)
+
+
+def stages_of(ctx: RunContext, t: int) -> list[tuple[str, Callable[[RunContext, int], dict], str]]:
+    """The stages of iteration t: evaluation only when enabled, M0's baseline first in t = 0."""
+    if not ctx.config.eval.enabled:
+        return [s for s in STAGES if s[0] != "evaluate"]
+    return ([BASELINE] if t == 0 else []) + STAGES
 
 
 def run_stage(ctx: RunContext, t: int, name: str, fn: Callable[[RunContext, int], dict],
@@ -117,7 +127,7 @@ def run_iteration(ctx: RunContext, t: int) -> None:
     ctx.store.upsert_iteration(ctx.run_id, t, status="running", started_at=time.time(),
                                n_prompts=len(ctx.prompts(t)))
     try:
-        for name, fn, artifact in STAGES:
+        for name, fn, artifact in stages_of(ctx, t):
             run_stage(ctx, t, name, fn, artifact)
     except BaseException as e:  # the iteration says how it ended; a resume sets it running
         status = "cancelled" if isinstance(e, Cancelled) else "failed"

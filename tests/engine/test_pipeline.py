@@ -19,7 +19,7 @@ from cream_engine.runs import create_run
 from cream_engine.store import open_store
 from tests.conftest import run_cli
 
-STAGES = ["generate", "reward", "consistency", "pairs", "train"]
+STAGES = ["generate", "reward", "consistency", "pairs", "train", "evaluate"]
 TRAIN_METRICS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                  "rewards/accuracies", "consistency", "learning_rate", "grad_norm"}
 
@@ -30,7 +30,8 @@ def tiny_config(model_dir: Path, **sections: dict) -> dict:
             "data": {"prompts_per_iteration": 8},
             "generate": {"n": 4, "max_new_tokens": 16, "batch_size": 4},
             "judge": {"samples": 1, "max_new_tokens": 0},
-            "train": {"learning_rate": 1e-3, "batch_size": 2}}
+            "train": {"learning_rate": 1e-3, "batch_size": 2},
+            "eval": {"max_items": 4, "max_new_tokens": 12, "win_rate_prompts": 4}}
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
     return base
@@ -54,10 +55,11 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 
 
 def artifacts(run_dir: Path) -> dict:
-    out = {}
+    out = {"0/baseline.json": json.loads((run_dir / "iter-0" / "baseline.json").read_text())}
     for t in (0, 1):
         for name in ("responses.jsonl", "rewards.jsonl", "pairs.jsonl"):
             out[f"{t}/{name}"] = read_jsonl(run_dir / f"iter-{t}" / name)
+        out[f"{t}/eval.json"] = json.loads((run_dir / f"iter-{t}" / "eval.json").read_text())
     return out
 
 
@@ -127,7 +129,7 @@ def test_store_records(finished_run: Path) -> None:
     assert all(i["n_pairs"] >= 1 and i["mean_response_length"] > 0 for i in iters)
     stages = store.stages(run_id)
     assert [(s["iteration"], s["stage"]) for s in stages] == \
-        [(t, s) for t in (0, 1) for s in STAGES]
+        [(0, "baseline")] + [(t, s) for t in (0, 1) for s in STAGES]
     assert all(s["status"] == "done" for s in stages)
     counts = metric_counts(home, run_id)
     names = {name for (_, name) in counts}
@@ -144,6 +146,9 @@ KILL_POINTS = {
     "train-0": lambda s, rid: s.query("SELECT COUNT(*) AS n FROM metrics WHERE run_id = ? "
                                       "AND stage = 'train'", [rid])[0]["n"] > 0,
     "reward-1": lambda s, rid: s.stage_status(rid, 1, "reward") == "running",
+    # evaluate: one part written, the next running
+    "evaluate-0": lambda s, rid: (Path(s.get_run(rid)["run_dir"]) / "iter-0" / "eval"
+                                  / "mc.generative.jsonl").exists(),
 }
 
 
@@ -242,3 +247,41 @@ def test_failure_nan_loss_keeps_finished_iterations(tmp_path: Path, tiny_model_d
 def test_engine_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     code, err = finish(engine(tmp_path / "nope"))
     assert code == 2 and "not a run" in err
+
+
+def test_evaluation_of_every_model(finished_run: Path) -> None:
+    """M0 once (baseline), then M1 and M2: both scorings per set, the held-out replies, the
+    judge's score, and the win rate over the model before, in the files and the store."""
+    home, run_id = finished_run.parent, finished_run.name
+    base = json.loads((finished_run / "iter-0" / "baseline.json").read_text())
+    evals = [json.loads((finished_run / f"iter-{t}" / "eval.json").read_text()) for t in (0, 1)]
+    assert [e["model"] for e in [base, *evals]] == ["M0", "M1", "M2"]
+    for e in [base, *evals]:
+        mc, arith = e["sets"]["mc"], e["sets"]["arith"]
+        assert mc["n"] == arith["n"] == 4
+        assert 0 <= mc["gen_acc"] <= 1 and 0 <= mc["gen_unparsable"] <= 4
+        assert 0 <= mc["ll_acc"] <= 1 and 0 <= mc["ll_acc_norm"] <= 1
+        assert "ll_acc" not in arith and 0 <= arith["gen_acc"] <= 1
+        # (the random tiny model's greedy replies are often empty: length 0 is possible here)
+        assert 0 <= e["judge_score"] <= 5 and e["mean_length"] >= 0
+    assert "win" not in base
+    for k, e in enumerate(evals, start=1):
+        win = e["win"]
+        assert win["vs"] == f"M{k - 1}" and win["n"] == 4
+        assert win["win_rate"] + win["tie_rate"] + win["loss_rate"] == pytest.approx(1)
+        rows = read_jsonl(finished_run / f"iter-{k - 1}" / "eval" / "win.jsonl")
+        assert len(rows) == 4 and all(0 <= r["p_new_first"] <= 1 for r in rows)
+    # M1's held-out replies are reused as "the model before" of M2: never generated twice
+    assert not list(finished_run.rglob("heldout-previous.jsonl"))
+    replies = read_jsonl(finished_run / "iter-0" / "eval" / "heldout.jsonl")
+    assert len(replies) == 4 and not {r["prompt_id"] for r in replies} & {
+        r["prompt_id"] for t in (0, 1)
+        for r in read_jsonl(finished_run / f"iter-{t}" / "responses.jsonl")}
+    store = open_store(home)
+    summary0 = json.loads(store.iterations(run_id)[0]["summary"])
+    assert summary0["baseline"]["model"] == "M0" and summary0["evaluate"]["model"] == "M1"
+    steps = store.query("SELECT stage, step, value FROM metrics WHERE run_id = ? AND name = "
+                        "'eval/mc/gen_acc' ORDER BY step", [run_id])
+    assert [(r["stage"], r["step"]) for r in steps] == [("baseline", 0), ("evaluate", 1),
+                                                        ("evaluate", 2)]
+    assert [r["value"] for r in steps] == [e["sets"]["mc"]["gen_acc"] for e in [base, *evals]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ def test_two_iterations_on_smollm2(method: str, smollm2_dir: Path, tmp_path: Pat
                       "iterations": 2},
               "data": {"prompts_per_iteration": 4},
               "generate": {"n": 3, "max_new_tokens": 24},
-              "judge": {"samples": 1, "max_new_tokens": 0}}
+              "judge": {"samples": 1, "max_new_tokens": 0},
+              "eval": {"max_items": 6, "max_new_tokens": 48, "win_rate_prompts": 4}}
     run_dir = new_run(tmp_path / "home", config)
     code, err = finish(engine(run_dir), timeout=900)
     assert code == 0, err[-3000:]
@@ -34,3 +36,16 @@ def test_two_iterations_on_smollm2(method: str, smollm2_dir: Path, tmp_path: Pat
         scores = [s for r in rewards for s in r["rewards"]["judge"]]
         assert all(0 <= s <= 5 for s in scores)
         assert iters[0]["agreement"] is not None
+    # every model evaluated: a real model writes real replies, and the scores are in range
+    evals = [json.loads((run_dir / "iter-0" / "baseline.json").read_text())] + \
+        [json.loads((run_dir / f"iter-{t}" / "eval.json").read_text()) for t in (0, 1)]
+    assert [e["model"] for e in evals] == ["M0", "M1", "M2"]
+    for e in evals:
+        assert e["mean_length"] > 5 and 0 <= e["judge_score"] <= 5
+        for name in ("mc", "arith"):
+            s = e["sets"][name]
+            assert s["n"] == 6 and 0 <= s["gen_acc"] <= 1 and 0 <= s["gen_unparsable"] <= 6
+        assert 0 <= e["sets"]["mc"]["ll_acc"] <= 1
+    replies = read_jsonl(run_dir / "iter-0" / "baseline" / "mc.generative.jsonl")
+    assert sum(len(r["reply"].split()) for r in replies) > 30
+    assert all(e["win"]["n"] == 4 for e in evals[1:])

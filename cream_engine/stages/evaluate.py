@@ -1,0 +1,372 @@
+"""Stage 6, evaluate: did the iteration make the model better? Run on M_{t+1} after training
+(stage `evaluate` of iteration t), and once on M0 (stage `baseline`, first in iteration 0).
+
+Per model, everything from the same frozen inputs, so models and runs compare on equal terms:
+- every evaluation set (`[data] eval_sets`), first `[eval] max_items` items:
+  - generatively, as the CREAM paper does: the greedy reply to the question with an instruction
+    to think step by step and end with "Answer: X"; the letter or number after the last
+    "Answer:" is the model's answer. An unparsable reply counts as wrong, and is counted;
+  - multiple choice also by option log-likelihood, as lm-evaluation-harness scores ARC,
+    OpenBookQA and SIQA: the option with the highest Σ log p(" option" | "Question: …
+    Answer:") (acc), and per byte of the option (acc_norm). No chat template there.
+- held-out prompts (`[eval] win_rate_prompts` of the prompt set that no iteration trains on):
+  the greedy reply, its mean length in tokens, and the fixed judge's mean pointwise score
+  (expected value of the digits 0-5 after "Score:", no written justification);
+- the win rate of M_{t+1} over M_t on those prompts under the fixed judge (`[eval] judge`,
+  the frozen M0 by default), asked pairwise in both presentation orders: a win when both orders
+  prefer M_{t+1}, a loss when both prefer M_t, otherwise (including identical replies) a tie.
+
+Writes `iter-<t>/eval.json` (the baseline: `iter-0/baseline.json`), and the per-item details
+under `iter-<t>/eval/` (`iter-0/baseline/`). Each detail file is written atomically when its
+part is done and reused by a restarted stage: greedy decoding of the same model gives the same
+text, so a crash loses at most the part that was running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from cream_engine.data import held_out_prompts, load_prompts, read_jsonl, write_jsonl
+from cream_engine.evalsets import (EvalItem, EvalSet, extract_answer, load_eval_set,
+                                   loglik_context, numbers_equal, prompt_for)
+from cream_engine.stages.generate import open_policy_backend
+
+ARTIFACT = "eval.json"
+BASELINE_ARTIFACT = "baseline.json"
+
+
+def run(ctx: Any, t: int) -> dict:
+    """Evaluate M_{t+1}, the model iteration t trained."""
+    return evaluate_model(ctx, t, "evaluate", t + 1, ctx.iter_dir(t) / ARTIFACT)
+
+
+def baseline(ctx: Any, t: int) -> dict:
+    """Evaluate M0, once per run, before the first iteration."""
+    return evaluate_model(ctx, t, "baseline", 0, ctx.iter_dir(0) / BASELINE_ARTIFACT)
+
+
+def details_dir(ctx: Any, k: int) -> Path:
+    """Where the per-item details of M_k's evaluation live."""
+    return ctx.iter_dir(0) / "baseline" if k == 0 else ctx.iter_dir(k - 1) / "eval"
+
+
+def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict:
+    cfg = ctx.config.eval
+    out = details_dir(ctx, k)
+    sets = load_sets(ctx.config.data.eval_sets, cfg.max_items)
+    held = held_out(ctx)
+    info: dict[str, Any] = {"model": f"M{k}", "sets": {s.name: {"n": len(s.items)}
+                                                        for s in sets}}
+    notes: list[str] = []
+
+    # 1. the policy generates: answers to every set, replies to the held-out prompts
+    if (cfg.generative and sets) or held:
+        backend = open_policy_backend(ctx, k)
+        for s in sets if cfg.generative else []:
+            rows = cached(out / f"{s.name}.generative.jsonl", lambda s=s: [
+                {"id": i.id, "reply": r} for i, r in zip(s.items, greedy(
+                    ctx, t, stage, backend, [prompt_for(i) for i in s.items],
+                    cfg.max_new_tokens, f"eval {s.name}"))])
+            info["sets"][s.name].update(score_generative(s.items, rows))
+        if held:
+            replies = held_replies(ctx, t, stage, backend, held, out / "heldout.jsonl")
+        backend.close()
+
+    # 2. option log-likelihood (multiple choice)
+    if cfg.loglik and any(s.kind == "mc" for s in sets):
+        model, tokenizer = ctx.load(ctx.model_path(k))
+        for s in (s for s in sets if s.kind == "mc"):
+            rows = cached(out / f"{s.name}.loglik.jsonl", lambda s=s: option_logliks(
+                ctx, t, stage, model, tokenizer, s))
+            info["sets"][s.name].update(score_loglik(s.items, rows))
+
+    # 3. the fixed judge: length and score of the held-out replies, and the win rate over M_{k-1}
+    if held:
+        model, tokenizer = ctx.load(ctx.model_path(k))
+        lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies]
+        info["mean_length"] = sum(lengths) / len(lengths)
+        judge_model, judge_tok = ctx.load(judge_path(ctx))
+        try:
+            info["judge_score"] = judge_score(ctx, t, stage, judge_model, judge_tok, held,
+                                              replies, out / "judge.jsonl")
+        except Exception as e:  # a tokenizer the score cannot be read from: say so, go on
+            if not _is_judge_error(e):
+                raise
+            notes.append(f"judge score skipped: {e}")
+        if k >= 1:
+            previous = previous_replies(ctx, t, stage, k, held, out)
+            try:
+                info["win"] = win_rate(ctx, t, stage, judge_model, judge_tok, held, replies,
+                                       previous, out / "win.jsonl", k)
+            except Exception as e:
+                if not _is_judge_error(e):
+                    raise
+                notes.append(f"win rate skipped: {e}")
+    elif cfg.win_rate_prompts:
+        notes.append("no held-out prompts: the iterations' slices use the whole prompt set")
+    ctx.release()
+    if notes:
+        info["notes"] = notes
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    tmp = artifact.with_name(f".{artifact.name}.tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(artifact)
+    ctx.store.log_metrics(ctx.run_id, t, stage, k, metric_values(info))
+    return info
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+def load_sets(specs: tuple[str, ...], limit: int) -> list[EvalSet]:
+    """The evaluation sets, each named uniquely (two files with one stem get -2, -3…)."""
+    import dataclasses
+
+    sets, seen = [], set()
+    for spec in specs:
+        s = load_eval_set(spec, limit)
+        name, n = s.name, 1
+        while name in seen:
+            n += 1
+            name = f"{s.name}-{n}"
+        seen.add(name)
+        sets.append(dataclasses.replace(s, name=name))
+    return sets
+
+
+def held_out(ctx: Any) -> list[Any]:
+    cfg = ctx.config
+    if not cfg.eval.win_rate_prompts:
+        return []
+    return held_out_prompts(load_prompts(cfg.data.prompts), cfg.run.iterations,
+                            cfg.data.prompts_per_iteration, cfg.run.seed,
+                            cfg.eval.win_rate_prompts)
+
+
+def judge_path(ctx: Any) -> str:
+    judge = ctx.config.eval.judge
+    if judge == "initial":
+        return ctx.model_path(0)
+    from cream_engine.models import resolve_model
+
+    return resolve_model(judge, ctx.home)
+
+
+def cached(path: Path, compute: Callable[[], list[dict]]) -> list[dict]:
+    """The rows in `path` if an earlier attempt finished them, else computed and written."""
+    if path.exists():
+        return read_jsonl(path)
+    rows = compute()
+    write_jsonl(path, rows)
+    return rows
+
+
+def _is_judge_error(e: Exception) -> bool:
+    from cream_engine.judges.pairwise import PairwiseJudgeError
+    from cream_engine.stages.reward import JudgeError
+
+    return isinstance(e, (JudgeError, PairwiseJudgeError))
+
+
+# -- generation -----------------------------------------------------------------------------
+
+
+def greedy(ctx: Any, t: int, stage: str, backend: Any, prompts: list[str],
+           max_new_tokens: int, label: str) -> list[str]:
+    """The greedy reply to each single-turn prompt, through the chat template."""
+    with ctx.progress(t, stage, len(prompts), label) as bar:
+        outs = backend.generate([[{"role": "user", "content": p}] for p in prompts], n=1,
+                                temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens,
+                                seed=0, progress=bar.advance)
+    return [o[0] for o in outs]
+
+
+def held_replies(ctx: Any, t: int, stage: str, backend: Any, held: list[Any],
+                 path: Path) -> list[str]:
+    """Greedy replies to the held-out prompts (with their full conversations)."""
+    def compute() -> list[dict]:
+        max_new = ctx.config.generate.max_new_tokens
+        with ctx.progress(t, stage, len(held), "eval held-out") as bar:
+            outs = backend.generate([list(p.messages) for p in held], n=1, temperature=0.0,
+                                    top_p=1.0, max_new_tokens=max_new, seed=0,
+                                    progress=bar.advance)
+        return [{**p.to_json(), "reply": o[0]} for p, o in zip(held, outs)]
+
+    rows = cached(path, compute)
+    if [r["prompt_id"] for r in rows] != [p.id for p in held]:
+        raise RuntimeError(f"{path}: held-out prompts differ from the run's; delete the file")
+    return [r["reply"] for r in rows]
+
+
+def previous_replies(ctx: Any, t: int, stage: str, k: int, held: list[Any],
+                     out: Path) -> list[str]:
+    """M_{k-1}'s held-out replies: from its own evaluation, else generated now."""
+    path = details_dir(ctx, k - 1) / "heldout.jsonl"
+    if not path.exists():
+        path = out / "heldout-previous.jsonl"
+    if path.exists():
+        return held_replies(ctx, t, stage, None, held, path)
+    backend = open_policy_backend(ctx, k - 1)
+    try:
+        return held_replies(ctx, t, stage, backend, held, path)
+    finally:
+        backend.close()
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+
+def score_generative(items: tuple[EvalItem, ...], rows: list[dict]) -> dict:
+    """Accuracy of the extracted answers; unparsable replies are wrong and counted."""
+    correct = unparsable = 0
+    for item, row in zip(items, rows):
+        pred = extract_answer(row["reply"], item)
+        row.update(pred=pred, gold=item.gold)
+        if pred is None:
+            unparsable += 1
+        elif (pred == item.gold if item.kind == "mc" else numbers_equal(pred, item.gold)):
+            correct += 1
+    return {"gen_acc": correct / len(items) if items else None,
+            "gen_unparsable": unparsable}
+
+
+def option_logliks(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any,
+                   s: EvalSet) -> list[dict]:
+    """Σ log p of each option as the continuation of the item's context, per item."""
+    from cream_engine.logprobs import encoded_logprobs
+
+    limit = 1024
+    encoded, owners = [], []
+    for n, item in enumerate(s.items):
+        context = tokenizer(loglik_context(item))["input_ids"]
+        for choice in item.choices:
+            cont = tokenizer(" " + choice, add_special_tokens=False)["input_ids"][:limit - 1]
+            ids = (context + cont)[-limit:]
+            encoded.append((ids, len(ids) - len(cont)))
+            owners.append(n)
+    with ctx.progress(t, stage, len(encoded), f"eval {s.name} ll") as bar:
+        scored = encoded_logprobs(model, tokenizer, encoded,
+                                  batch_size=ctx.config.eval.batch_size, device=ctx.device,
+                                  progress=bar.advance)
+    rows = [{"id": item.id, "logp": []} for item in s.items]
+    for n, lp in zip(owners, scored):
+        rows[n]["logp"].append(lp.logp)
+    return rows
+
+
+def score_loglik(items: tuple[EvalItem, ...], rows: list[dict]) -> dict:
+    """acc: the most likely option; acc_norm: the most likely per byte of the option."""
+    acc = acc_norm = 0
+    for item, row in zip(items, rows):
+        logp = row["logp"]
+        norm = [lp / max(1, len((" " + c).encode("utf-8"))) for lp, c in zip(logp, item.choices)]
+        acc += _argmax(logp) == item.gold
+        acc_norm += _argmax(norm) == item.gold
+    n = len(items)
+    return {"ll_acc": acc / n if n else None, "ll_acc_norm": acc_norm / n if n else None}
+
+
+def _argmax(values: list[float]) -> int:
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def judge_score(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any, held: list[Any],
+                replies: list[str], path: Path) -> float | None:
+    """The fixed judge's mean pointwise score (0-5, expected mode) of the replies."""
+    from cream_engine.backends import open_backend
+    from cream_engine.judges.pointwise import expected_score, judge_messages
+    from cream_engine.stages.reward import digit_tokens
+
+    def compute() -> list[dict]:
+        backend = open_backend("hf", model_path="", model=model, tokenizer=tokenizer,
+                               device=ctx.device, batch_size=ctx.config.eval.batch_size)
+        prefix, ids = digit_tokens(tokenizer)
+        texts = [backend.render(judge_messages(p.text, r)) + prefix
+                 for p, r in zip(held, replies)]
+        with ctx.progress(t, stage, len(texts), "eval judge") as bar:
+            logps = backend.next_token_logprobs(texts, ids, progress=bar.advance)
+        scores = [expected_score(lp).score for lp in logps]
+        return [{"prompt_id": p.id, "score": s if math.isfinite(s) else None}
+                for p, s in zip(held, scores)]
+
+    scores = [r["score"] for r in cached(path, compute)
+              if r["score"] is not None and math.isfinite(r["score"])]
+    return sum(scores) / len(scores) if scores else None
+
+
+def win_rate(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any, held: list[Any],
+             new: list[str], old: list[str], path: Path, k: int) -> dict:
+    """M_k against M_{k-1}, each held-out prompt judged in both presentation orders."""
+    def compute() -> list[dict]:
+        probs = order_probabilities(ctx, t, stage, model, tokenizer,
+                                    [(p.text, a, b) for p, a, b in zip(held, new, old)])
+        return [{"prompt_id": p.id, "p_new_first": p1, "p_new_second": p2,
+                 "outcome": outcome(a, b, p1, p2)}
+                for p, a, b, (p1, p2) in zip(held, new, old, probs)]
+
+    rows = cached(path, compute)
+    n = len(rows)
+    count = {o: sum(1 for r in rows if r["outcome"] == o) for o in ("win", "tie", "loss")}
+    return {"vs": f"M{k - 1}", "n": n, "win_rate": count["win"] / n,
+            "tie_rate": count["tie"] / n, "loss_rate": count["loss"] / n,
+            "p_new": sum(0.5 * (r["p_new_first"] + r["p_new_second"]) for r in rows) / n}
+
+
+def outcome(new: str, old: str, p_new_first: float, p_new_second: float) -> str:
+    """win: both orders prefer the new reply; loss: both prefer the old; else a tie."""
+    if new.strip() == old.strip():
+        return "tie"
+    if p_new_first > 0.5 and p_new_second > 0.5:
+        return "win"
+    if p_new_first < 0.5 and p_new_second < 0.5:
+        return "loss"
+    return "tie"
+
+
+def order_probabilities(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any,
+                        triples: list[tuple[str, str, str]]) -> list[tuple[float, float]]:
+    """Per (request, new, old): p(new better) with new shown as A, and with new shown as B."""
+    import torch
+
+    from cream_engine.judges.pairwise import (collate_judge, encode_judge_prompt,
+                                              judge_max_length, verdict_logits, verdict_tokens)
+
+    verdicts = verdict_tokens(tokenizer)
+    max_length = judge_max_length(ctx.config.train.max_length)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    seqs = []
+    for x, new, old in triples:
+        seqs += [encode_judge_prompt(tokenizer, x, new, old, max_length),
+                 encode_judge_prompt(tokenizer, x, old, new, max_length)]
+    probs: list[float] = []  # p(A) per sequence
+    size = ctx.config.eval.batch_size
+    model.eval()
+    with ctx.progress(t, stage, len(seqs), "eval win rate") as bar:
+        for start in range(0, len(seqs), size):
+            batch = {k: v.to(ctx.device)
+                     for k, v in collate_judge(seqs[start:start + size], pad).items()}
+            with torch.no_grad():
+                logits = verdict_logits(model, batch["input_ids"], batch["attention_mask"],
+                                        batch["last"], verdicts)
+            probs += torch.sigmoid(logits[:, 0] - logits[:, 1]).tolist()
+            bar.advance(len(batch["last"]))
+    return [(probs[2 * i], 1.0 - probs[2 * i + 1]) for i in range(len(triples))]
+
+
+def metric_values(info: dict) -> dict[str, float]:
+    """The numeric results as store metrics: eval/<set>/<score>, eval/win_rate, …"""
+    values: dict[str, float] = {}
+    for name, scores in info.get("sets", {}).items():
+        for key, v in scores.items():
+            if isinstance(v, (int, float)) and key != "n":
+                values[f"eval/{name}/{key}"] = float(v)
+    for key, v in (info.get("win") or {}).items():
+        if isinstance(v, (int, float)) and key != "n":
+            values[f"eval/{key}"] = float(v)
+    for key in ("judge_score", "mean_length"):
+        if isinstance(info.get(key), (int, float)):
+            values[f"eval/{key}"] = float(info[key])
+    return values
