@@ -493,14 +493,20 @@ StallOpt = Annotated[float, typer.Option("--stall-minutes", help="Alert when a r
                                          "metric and finishes no stage for this long.")]
 
 
-def _worker_args(notify: str | None, grace: float, stall: float) -> list[str]:
-    args = ["--grace", str(grace), "--stall-minutes", str(stall)]
+CpuSlotsOpt = Annotated[int, typer.Option("--cpu-slots", min=1, help="Jobs run side by side "
+                                          "on the CPU (jobs without a GPU); each gets an "
+                                          "equal share of the cores.")]
+
+
+def _worker_args(notify: str | None, grace: float, stall: float, cpu_slots: int) -> list[str]:
+    args = ["--grace", str(grace), "--stall-minutes", str(stall), "--cpu-slots", str(cpu_slots)]
     return args + (["--notify", notify] if notify else [])
 
 
 @worker_app.command("start")
 def worker_start(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = None,
-                 grace: GraceOpt = 10.0, stall_minutes: StallOpt = 30.0) -> None:
+                 grace: GraceOpt = 10.0, stall_minutes: StallOpt = 30.0,
+                 cpu_slots: CpuSlotsOpt = 1) -> None:
     """Start the worker as a daemon that survives the SSH session (log: <home>/worker.log)."""
     from cream_tui.worker import LOG_FILE, daemon_pid, start_daemon
 
@@ -510,7 +516,7 @@ def worker_start(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = N
         typer.echo(f"worker already running (pid {pid})")
         return
     try:
-        pid = start_daemon(h, _worker_args(notify, grace, stall_minutes))
+        pid = start_daemon(h, _worker_args(notify, grace, stall_minutes, cpu_slots))
     except RuntimeError as e:
         fail(str(e), EXIT_FAILED)
     typer.echo(f"worker started (pid {pid}); log {h / LOG_FILE}")
@@ -565,12 +571,14 @@ def worker_status(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = F
 @worker_app.command("run")
 def worker_run(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = None,
                grace: GraceOpt = 10.0, stall_minutes: StallOpt = 30.0,
+               cpu_slots: CpuSlotsOpt = 1,
                once: Annotated[bool, typer.Option(
                    help="Exit when the queue is empty and no job runs.")] = False) -> None:
     """Run the worker in the foreground (Ctrl-C stops it and re-queues its jobs)."""
     from cream_tui.worker import main as worker_main
 
-    args = ["--home", str(_home(ctx, home)), *_worker_args(notify, grace, stall_minutes)]
+    args = ["--home", str(_home(ctx, home)),
+            *_worker_args(notify, grace, stall_minutes, cpu_slots)]
     raise typer.Exit(worker_main(args + (["--once"] if once else [])))
 
 
@@ -649,6 +657,65 @@ def _print_gpus(report: Any) -> None:
                    f"{len(g.processes)} procs  {g.uuid}")
 
 
+# -- results -------------------------------------------------------------------------------
+
+
+def _compare_call(fn: Any, *args: Any) -> Any:
+    from cream_tui.compare import CompareError
+
+    try:
+        return fn(*args)
+    except CompareError as e:
+        fail(str(e))
+
+
+@app.command()
+def compare(ctx: typer.Context,
+            runs: Annotated[list[str], typer.Argument(
+                help="Runs to compare: ids, id prefixes or names.", show_default=False)],
+            home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Runs side by side: the config keys that differ, then one row per model (M0, M1, ...)
+    with pairs, mean τ, mean C, judge/implicit agreement and the evaluation results."""
+    from cream_tui import compare as results
+
+    store = _store(ctx, home)
+    if store is None:
+        fail(f"run {runs[0]!r}: no such run (no store at {_home(ctx, home)})")
+    data = _compare_call(results.compare, store, runs)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))  # default: TOML dates
+    else:
+        results.print_compare(data)
+
+
+@app.command()
+def export(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
+           format_: Annotated[str, typer.Option(
+               "--format", help="csv or json.")] = "json",
+           table: Annotated[Optional[str], typer.Option(
+               "--table", help="metrics or iterations (default: metrics for csv, both for "
+               "json).", show_default=False)] = None,
+           output: Annotated[Optional[Path], typer.Option(
+               "-o", "--output", help="Write to this file (atomically) instead of stdout.")]
+           = None) -> None:
+    """Export one run: JSON (the run with its config, iterations and metrics) or CSV (one
+    table: metrics, or iterations with the evaluation as `eval.*` / `baseline.*` columns)."""
+    from cream_tui import compare as results
+
+    store = _store(ctx, home)
+    if store is None:
+        fail(f"run {run!r}: no such run (no store at {_home(ctx, home)})")
+    text = _compare_call(results.export, store, run, format_, table)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        results.write_atomic(output, text)
+    except OSError as e:
+        fail(f"{output}: cannot write ({e.strerror})")
+    info(str(output))
+
+
 # -- the demo and the dashboard ------------------------------------------------------------
 
 
@@ -656,9 +723,11 @@ def _print_gpus(report: Any) -> None:
 def demo(ctx: typer.Context, home: HomeOpt = None,
          tiny: Annotated[bool, typer.Option("--tiny", help="Use bundled:tiny-random (fast).")]
          = False,
-         no_tui: Annotated[bool, typer.Option("--no-tui", help="Do not open the dashboard.")]
+         no_tui: Annotated[bool, typer.Option("--no-tui", help="Do not open the dashboard: "
+                                              "wait for both runs, print the comparison.")]
          = False) -> None:
-    """The first run: a small real experiment on the bundled SmolLM2-135M-Instruct."""
+    """The first run: a `cream` and an `srlm` run on the bundled SmolLM2-135M-Instruct, queued
+    for the worker (started if none runs), watched in the dashboard, then compared."""
     from cream_tui import demo as demo_mod
 
     code = demo_mod.run_demo(_home(ctx, home), tiny=tiny, tui=not no_tui)

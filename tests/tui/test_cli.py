@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import run_cli
 
 COMMANDS = ["init", "validate", "run", "status", "submit", "queue", "worker", "logs", "gpus",
-            "demo", "tui"]
+            "compare", "export", "demo", "tui"]
 
 
 def _all_commands() -> list[list[str]]:
