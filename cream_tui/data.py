@@ -24,7 +24,9 @@ from cream_engine.store import Store, StoreError
 from cream_tui.gpu_history import GpuHistory, GpuState
 from cream_tui.series import Point, RunSeries
 
-STAGES = ("generate", "reward", "consistency", "pairs", "train")   # the pipeline's order
+# the pipeline's order; iteration 0 starts with `baseline` (M0's evaluation), and a run with
+# evaluation off has no `evaluate`
+STAGES = ("generate", "reward", "consistency", "pairs", "train", "evaluate")
 LOSS, MARGINS, ACCURACY = "loss", "rewards/margins", "rewards/accuracies"
 LOG_TAIL_BYTES = 64 * 1024
 LOG_TAIL_LINES = 300
@@ -78,7 +80,7 @@ class IterRow:
     mean_tau: float | None
     mean_consistency: float | None
     agreement: float | None
-    evaluation: tuple[tuple[str, float], ...]   # numeric leaves of summary["eval"]
+    evaluation: tuple[tuple[str, float], ...]   # numeric leaves of summary["evaluate"]
     mean_response_length: float | None
 
 
@@ -117,18 +119,56 @@ class CompareData:
     evaluation: tuple[tuple[str, tuple[Point, ...]], ...] = ()
 
 
-def evaluation_of(summary: str | None) -> tuple[tuple[str, float], ...]:
-    """The numeric leaves of `summary["eval"]` (flattened `a.b` keys), sorted; () if none."""
+# what an evaluation is summed up by, best first: accuracy, then the win rate, then the score
+HEADLINE = ("gen_acc", "ll_acc", "win_rate", "judge_score")
+
+
+def evaluation_of(summary: str | None, stage: str = "evaluate") -> tuple[tuple[str, float], ...]:
+    """The numeric leaves of an iteration summary's evaluation (`evaluate`: of M_t+1;
+    `baseline`: of M0, in iteration 0) as flattened `a.b` keys, sorted; () if none."""
     try:
         data = json.loads(summary) if summary else {}
-        ev = data.get("eval") if isinstance(data, dict) else None
+        ev = data.get(stage) if isinstance(data, dict) else None
         if isinstance(ev, str):
             ev = json.loads(ev)
     except ValueError:
         return ()
+    return evaluation_leaves(ev if isinstance(ev, dict) else {})
+
+
+def evaluation_leaves(ev: dict) -> tuple[tuple[str, float], ...]:
+    """The numeric leaves of one evaluation info as flattened `a.b` keys, sorted."""
     out: dict[str, float] = {}
-    _flatten(ev if isinstance(ev, dict) else {}, "", out, numeric=True)
+    _flatten(ev, "", out, numeric=True)
+    out.pop("seconds", None)  # how long it took is not a score
     return tuple(sorted(out.items()))
+
+
+def headline(evaluation: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """The evaluation's headline numbers with short names, e.g. (("mc", .27), ("win", .31)):
+    each set's generative accuracy (else log-likelihood accuracy), the win rate, the score."""
+    ev = dict(evaluation)
+    out: list[tuple[str, float]] = []
+    sets = sorted({k.split(".")[1] for k in ev if k.startswith("sets.") and k.count(".") == 2})
+    for name in sets:
+        key = next((f"sets.{name}.{m}" for m in HEADLINE[:2] if f"sets.{name}.{m}" in ev), None)
+        if key:
+            out.append((name, ev[key]))
+    if "win.win_rate" in ev:
+        out.append(("win", ev["win.win_rate"]))
+    if "judge_score" in ev:
+        out.append(("score", ev["judge_score"]))
+    return tuple(out) or evaluation
+
+
+def headline_key(keys: list[str]) -> str | None:
+    """The one evaluation number a chart follows: the first set's accuracy, else the win rate,
+    else the judge's score, else the first number there is."""
+    for metric in HEADLINE:
+        key = next((k for k in keys if k.endswith(metric)), None)
+        if key:
+            return key
+    return keys[0] if keys else None
 
 
 def _flatten(d: dict, prefix: str, out: dict, numeric: bool = False) -> None:
@@ -310,28 +350,25 @@ class DataSource:
         names = [r["name"] for r in runs]
         labels = tuple(f"{r['name']} ({r['id'][-4:]})" if names.count(r["name"]) > 1
                        else r["name"] for r in runs)
-        configs = []
-        for r in runs:
-            flat: dict[str, Any] = {}
-            try:
-                _flatten(tomllib.loads(r["config_toml"] or ""), "", flat)
-            except tomllib.TOMLDecodeError:
-                flat = {"(config)": "unreadable"}
-            configs.append(flat)
-        diff = []
-        for key in sorted(set().union(*configs)):
-            values = tuple("(unset)" if key not in c else _show(c[key]) for c in configs)
-            if len(set(values)) > 1:
-                diff.append((key, values))
+        from cream_tui.compare import config_diff, parse_config, summaries
+
+        diff = [(key, tuple("(unset)" if v is None else _show(v) for v in values))
+                for key, values in config_diff([parse_config(r["config_toml"])
+                                                for r in runs]).items()]
         tau, evals = [], []
         for label, r in zip(labels, runs):
             its = store.iterations(r["id"])
             tau.append((label, tuple((float(i["iteration"]), i["mean_tau"]) for i in its
                                      if i["mean_tau"] is not None)))
-            evals.append((label, {i["iteration"]: dict(evaluation_of(i["summary"]))
-                                  for i in its}))
+            # by model: M0 (the baseline, in iteration 0), then M_t+1 (evaluated in iteration t)
+            per: dict[int, dict[str, float]] = {}
+            for t, infos in summaries(store, r["id"]).items():
+                for stage, k in (("baseline", 0), ("evaluate", t + 1)):
+                    if infos.get(stage):
+                        per[k] = dict(evaluation_leaves(infos[stage]))
+            evals.append((label, per))
         keys = sorted({k for _, per in evals for ev in per.values() for k in ev})
-        eval_key = next((k for k in keys if k.endswith("score")), keys[0] if keys else None)
+        eval_key = headline_key(keys)
         evaluation = tuple((label, tuple((float(it), ev[eval_key])
                                          for it, ev in sorted(per.items()) if eval_key in ev))
                            for label, per in evals) if eval_key else ()
@@ -354,7 +391,8 @@ def _show(value: Any) -> str:
 def _stage_rows(rows: list[dict], now: float) -> tuple[StageRow, ...]:
     by_name = {s["stage"]: s for s in rows}
     out = []
-    for name in STAGES + tuple(n for n in by_name if n not in STAGES):
+    first = ("baseline",) if "baseline" in by_name else ()
+    for name in first + STAGES + tuple(n for n in by_name if n not in STAGES + first):
         s = by_name.get(name)
         if s is None:
             out.append(StageRow(name, "pending", None, None, None))

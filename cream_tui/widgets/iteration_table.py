@@ -1,6 +1,6 @@
 """The per-iteration table of the run screen: pairs kept, mean Kendall τ, mean consistency C,
-judge–implicit agreement, evaluation scores ("-" until an iteration has them) and mean
-response length."""
+judge–implicit agreement, the evaluation of the model the iteration trained, M_t+1 (its
+headline numbers; "-" until it has them) and mean response length."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from textual.widgets import DataTable
 
 from cream_tui import format as fmt
-from cream_tui.data import IterRow
+from cream_tui.data import IterRow, headline
 
 COLUMNS = ("t", "status", "pairs", "mean τ", "mean C", "agree", "eval", "resp len")
 
 
-def eval_text(row: IterRow, limit: int = 2) -> str:
+def eval_text(row: IterRow, limit: int = 3) -> str:
     if not row.evaluation:
         return "-"
-    return " ".join(f"{k.rsplit('.', 1)[-1]}={v:.3g}" for k, v in row.evaluation[:limit])
+    return " ".join(f"{k.rsplit('.', 1)[-1]}={v:.2f}" for k, v in headline(row.evaluation)[:limit])
 
 
 class IterationTable(DataTable):

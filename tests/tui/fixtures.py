@@ -19,7 +19,7 @@ from cream_engine.store import Store, open_store
 from cream_tui.gpu import GpuReport
 
 NOW = 1_767_225_600.0          # 2026-01-01 00:00:00 UTC: every timestamp is relative to it
-STAGES = ("generate", "reward", "consistency", "pairs", "train")
+STAGES = ("generate", "reward", "consistency", "pairs", "train", "evaluate")
 METRICS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
 GPU0, GPU1 = "GPU-0a1b2c3d-aaaa", "GPU-4e5f6a7b-bbbb"
 ENGINE_PID = 4242
@@ -117,9 +117,9 @@ def _train_metrics(store: Store, run_id: str, t: int, steps: int, start: float,
 def _iteration(store: Store, run_id: str, t: int, status: str, start: float,
                end: float | None, n_pairs: int | None, tau: float | None,
                agreement: float | None, length: float, evaluation: dict | None = None) -> None:
-    summary = {s: json.dumps({"seconds": 600.0}) for s in STAGES} if status == "done" else None
+    summary = {s: json.dumps({"seconds": 500.0}) for s in STAGES} if status == "done" else None
     if summary is not None and evaluation:
-        summary["eval"] = evaluation
+        summary.update(evaluation)
     store.execute(
         "INSERT INTO iterations (run_id, iteration, status, started_at, ended_at, n_prompts, "
         "n_pairs, mean_tau, mean_consistency, std_consistency, agreement, "
@@ -129,17 +129,30 @@ def _iteration(store: Store, run_id: str, t: int, status: str, start: float,
          length, 0, json.dumps(summary) if summary else None])
 
 
+def _evaluation(k: int, acc: float, win: float | None) -> dict:
+    """An evaluation summary as the engine writes it, for model M_k."""
+    ev: dict = {"model": f"M{k}", "seconds": 95.0,
+                "sets": {"mc": {"n": 100, "gen_acc": acc, "gen_unparsable": 12,
+                                "ll_acc": acc + 0.05, "ll_acc_norm": acc + 0.06},
+                         "arith": {"n": 100, "gen_acc": acc / 4, "gen_unparsable": 30}},
+                "judge_score": 2.0 + acc, "mean_length": 80.0 + 10 * k}
+    if win is not None:
+        ev["win"] = {"vs": f"M{k - 1}", "n": 16, "win_rate": win, "tie_rate": 0.5,
+                     "loss_rate": 0.5 - win}
+    return ev
+
+
 def _full_iteration(store: Store, run_id: str, t: int, start: float, steps: int,
                     tau: float | None, agreement: float, length: float,
                     evaluation: dict | None = None) -> float:
-    """A finished iteration: five done stages, its metrics and its row. Returns its end."""
+    """A finished iteration: six done stages, its metrics and its row. Returns its end."""
     clock = start
     for stage in STAGES:
         total = steps if stage == "train" else 64
-        _stage(store, run_id, t, stage, "done", clock, clock + 600, total, total)
+        _stage(store, run_id, t, stage, "done", clock, clock + 500, total, total)
         if stage == "train":
             _train_metrics(store, run_id, t, steps, clock, seed=t + len(run_id))
-        clock += 600
+        clock += 500
     _iteration(store, run_id, t, "done", start, clock, steps * 2 - 7, tau, agreement, length,
                evaluation)
     return clock
@@ -157,9 +170,12 @@ def write_store(home: Path, now: float = NOW) -> Runs:
     _job(store, r.done, "done", NOW - 4 * 3600, started=NOW - 4 * 3600,
          ended=NOW - 4 * 3600 + 9000, exit_code=0)
     clock = NOW - 4 * 3600
-    for t, (tau, score) in enumerate([(None, 5.8), (0.31, 6.2), (0.47, 6.5)]):
+    for t, (tau, acc) in enumerate([(None, 0.31), (0.31, 0.34), (0.47, 0.36)]):
+        evaluation = {"evaluate": _evaluation(t + 1, acc, 0.40 + 0.04 * t)}
+        if t == 0:
+            evaluation["baseline"] = _evaluation(0, 0.29, None)
         clock = _full_iteration(store, r.done, t, clock, 500, tau, 0.62 + 0.05 * t,
-                                212.0 - 9 * t, {"score": score, "win_rate": 0.40 + 0.04 * t})
+                                212.0 - 9 * t, evaluation)
     # srlm-b: iteration 0 done, iteration 1 failed during training (NaN loss)
     start = NOW - 3 * 3600
     _run(store, home, r.failed, "srlm-b", "srlm", "failed", 3, start, start, start + 5400,
@@ -243,7 +259,7 @@ def _job_log(run_dir: Path) -> None:
                   f"{GPU0} ==")]
     for t in range(2):
         for stage in STAGES:
-            lines.append(f"iter {t} {stage}: done in 600.0s")
+            lines.append(f"iter {t} {stage}: done in 500.0s")
     for stage in STAGES[:4]:
         lines.append(f"iter 2 {stage}: done in 120.0s")
     lines += [f"{{'loss': {0.6 - 0.002 * s:.4f}, 'rewards/margins': {0.01 * s:.4f}, "

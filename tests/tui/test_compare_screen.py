@@ -30,11 +30,12 @@ async def test_config_diff_and_overlaid_curves(tui_home: Path) -> None:
         assert dict(data.tau) == {"cream-a": ((1.0, 0.31), (2.0, 0.47)),
                                   "srlm-b": ((1.0, -0.05),),
                                   "scir-c": ((1.0, 0.22), (2.0, 0.36))}
-        assert data.eval_key == "score"
-        assert dict(data.evaluation)["cream-a"] == ((0.0, 5.8), (1.0, 6.2), (2.0, 6.5))
+        assert data.eval_key == "sets.arith.gen_acc"   # the first set's accuracy, by model
+        assert dict(data.evaluation)["cream-a"] == ((0.0, 0.29 / 4), (1.0, 0.31 / 4),
+                                                    (2.0, 0.34 / 4), (3.0, 0.36 / 4))
         text = screen_text(app)
         assert "4 keys differ between cream-a, srlm-b, scir-c" in text
-        assert "mean τ per iteration" in text and "evaluation: score" in text
+        assert "mean τ per iteration" in text and "evaluation: sets.arith.gen_acc" in text
 
 
 async def test_same_configs_and_no_evaluation(tui_home: Path) -> None:

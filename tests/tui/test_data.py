@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cream_engine.store import Store, open_store
 from cream_tui import format as fmt
-from cream_tui.data import DataSource, empty_message, evaluation_of
+from cream_tui.data import DataSource, empty_message, evaluation_of, headline, headline_key
 from cream_tui.series import RunSeries, downsample_minmax
 from tests.tui.fixtures import NOW, no_gpu
 
@@ -57,9 +57,10 @@ def test_home_data_on_a_fixed_clock(tmp_path: Path) -> None:
     data = source.home_data(NOW)
     rows = {r.name: r for r in data.runs}
     running = rows["scir-c"]
-    # 2 of 4 iterations done, the third at 4 stages + 40% of training out of 5: 72% in 2 h
+    # 2 of 4 iterations done, the third at 4 stages + 40% of training out of 6: 68.3% in 2 h
     assert (running.iteration, running.elapsed) == (2, 7200.0)
-    assert round(running.eta) == round(7200 * 0.28 / 0.72)
+    progress = (2 + 4.4 / 6) / 4
+    assert round(running.eta) == round(7200 * (1 - progress) / progress)
     assert (running.stage, running.stage_done, running.stage_total) == ("train", 120, 300)
     assert running.gpus == "0" and rows["dpo-d"].gpus == "auto"
     assert rows["srlm-b"].stage_status == "failed" and rows["srlm-b"].eta is None
@@ -96,12 +97,26 @@ def test_log_tail_keeps_the_last_lines_and_what_a_terminal_shows(tmp_path: Path)
 def test_evaluation_scores_from_the_iteration_summary() -> None:
     assert evaluation_of(None) == ()
     assert evaluation_of(json.dumps({"train": "{}"})) == ()
-    summary = json.dumps({"eval": {"alpaca": {"win_rate": 0.5, "n": 80}, "score": 6,
-                                   "note": "text", "ok": True}})
-    assert evaluation_of(summary) == (("alpaca.n", 80.0), ("alpaca.win_rate", 0.5),
-                                      ("score", 6.0))
-    assert evaluation_of(json.dumps({"eval": json.dumps({"score": 1.5})})) == (("score", 1.5),)
+    summary = json.dumps({"evaluate": {"model": "M1", "sets": {"mc": {"gen_acc": 0.25, "n": 80}},
+                                       "win": {"vs": "M0", "win_rate": 0.5}, "ok": True},
+                          "baseline": {"sets": {"mc": {"gen_acc": 0.2}}}})
+    assert evaluation_of(summary) == (("sets.mc.gen_acc", 0.25), ("sets.mc.n", 80.0),
+                                      ("win.win_rate", 0.5))
+    assert evaluation_of(summary, "baseline") == (("sets.mc.gen_acc", 0.2),)
+    assert evaluation_of(json.dumps({"evaluate": json.dumps({"judge_score": 1.5})})) == (
+        ("judge_score", 1.5),)
     assert evaluation_of("not json") == ()
+
+
+def test_evaluation_headline() -> None:
+    ev = (("judge_score", 2.5), ("sets.arith.gen_acc", 0.1), ("sets.mc.gen_acc", 0.3),
+          ("sets.mc.ll_acc", 0.4), ("sets.siqa.ll_acc", 0.5), ("win.win_rate", 0.25))
+    assert headline(ev) == (("arith", 0.1), ("mc", 0.3), ("siqa", 0.5), ("win", 0.25),
+                            ("score", 2.5))
+    assert headline((("other", 1.0),)) == (("other", 1.0),)
+    assert headline_key([k for k, _ in ev]) == "sets.arith.gen_acc"
+    assert headline_key(["judge_score", "win.win_rate"]) == "win.win_rate"
+    assert headline_key([]) is None
 
 
 def test_text_helpers() -> None:

@@ -41,7 +41,7 @@ async def test_charts_table_and_timeline_of_a_running_run(tui_home: Path) -> Non
         assert "iteration 2 stages" in text
         assert "▶ train" in text and "120/300" in text and "12m00s" in text
         assert "✔ pairs" in text
-        assert "elapsed 2h00m" in text and "ETA 46m40s" in text
+        assert "elapsed 2h00m" in text and "ETA 55m37s" in text
         assert "it2 step 120 loss" in text
         assert f"log (following) {RUNS.running}/logs/job.log" in text
         assert "iter 2 pairs: done in 120.0s" in text
@@ -51,8 +51,10 @@ async def test_evaluation_scores_show_when_present(tui_home: Path) -> None:
     app = make_app(tui_home, run=RUNS.done)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_loaded(pilot)
+        # the headline of M_t+1's evaluation: each set's accuracy, then the win rate
         assert [r[6] for r in table_rows(app)] == [
-            "score=5.8 win_rate=0.4", "score=6.2 win_rate=0.44", "score=6.5 win_rate=0.48"]
+            f"arith={acc / 4:.2f} mc={acc:.2f} win={win:.2f}"
+            for acc, win in ((0.31, 0.40), (0.34, 0.44), (0.36, 0.48))]
         assert "no log yet" in screen_text(app)
 
 

@@ -25,7 +25,8 @@ def tiny_toml(path: Path, model_dir: Path, name: str, iterations: int = 1) -> Pa
         "data": {"prompts_per_iteration": 4},
         "generate": {"n": 2, "max_new_tokens": 8},
         "judge": {"samples": 1, "max_new_tokens": 0},
-        "train": {"batch_size": 2}})
+        "train": {"batch_size": 2},
+        "eval": {"enabled": False}})
     path.write_text(to_toml(config))
     return path
 
