@@ -6,7 +6,7 @@ One loop, about once a second:
 3. act on cancel requests: SIGTERM to the job's process group, SIGKILL after the grace period;
 4. reap ended jobs (exit code → done / failed / cancelled, an event, the notify command);
 5. flag stalled runs (no new metric or stage for `stall_minutes`);
-6. claim and start jobs while GPUs (or, without a GPU, the one CPU slot) allow.
+6. claim and start jobs while GPUs (or, for jobs that ask for no GPU, the CPU slots) allow.
 
 A job runs `python -m cream_engine run RUN_DIR` in its own process group with
 `CUDA_DEVICE_ORDER=PCI_BUS_ID` and `CUDA_VISIBLE_DEVICES=<GPU UUIDs>`, its stdout and stderr in
@@ -49,7 +49,8 @@ class WorkerOptions:
     stale_s: float = 15.0              # a worker heartbeat older than this is dead
     max_utilization: float = 50.0      # a GPU busier than this (%) is not free
     gpu_retention_s: float = 24 * 3600
-    max_jobs: int = 0                  # 0: as many as the GPUs allow (1 on the CPU)
+    max_jobs: int = 0                  # 0: as many as the GPUs (and CPU slots) allow
+    cpu_slots: int = 1                 # CPU jobs at once; each gets cores / cpu_slots threads
     once: bool = False                 # exit when the queue is empty and nothing runs (tests)
 
 
@@ -258,8 +259,9 @@ class Worker:
         if self.opts.max_jobs and len(self.running) >= self.opts.max_jobs:
             return False
         need = queue.job_gpus(job, len(gpus))
-        if need == 0:  # the CPU: one job at a time
-            return not any(not r.gpu_uuids for r in self.running.values())
+        if need == 0:  # the CPU: `cpu_slots` jobs at a time
+            return sum(1 for r in self.running.values() if not r.gpu_uuids) < \
+                self.opts.cpu_slots
         return len(self._free_gpus(gpus, job["min_free_mem_gb"] * 1024)) >= need
 
     def _startable(self) -> bool:
@@ -284,6 +286,9 @@ class Worker:
         env = {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
                "CUDA_VISIBLE_DEVICES": ",".join(uuids), "CREAM_HOME": str(self.opts.home),
                "PYTHONUNBUFFERED": "1"}
+        if not uuids and self.opts.cpu_slots > 1 and "OMP_NUM_THREADS" not in os.environ:
+            # CPU jobs side by side share the cores instead of each taking all of them
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.opts.cpu_slots))
         with open(logs / "job.log", "ab") as out:
             out.write(f"\n== job {job['id']} attempt {job['attempts'] + 1} on {self.id} "
                       f"at {time.strftime('%Y-%m-%d %H:%M:%S')} GPUs: "
@@ -385,12 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stall-minutes", type=float, default=30.0)
     ap.add_argument("--poll", type=float, default=1.0)
     ap.add_argument("--max-jobs", type=int, default=0)
+    ap.add_argument("--cpu-slots", type=int, default=1)
     ap.add_argument("--once", action="store_true")
     ap.add_argument("--pid-file", action="store_true", help="write <home>/worker.pid")
     a = ap.parse_args(argv)
     home = paths.data_home(a.home)
     opts = WorkerOptions(home=home, notify=a.notify, grace_s=a.grace, poll_s=a.poll,
-                         stall_minutes=a.stall_minutes, max_jobs=a.max_jobs, once=a.once)
+                         stall_minutes=a.stall_minutes, max_jobs=a.max_jobs, once=a.once,
+                         cpu_slots=max(1, a.cpu_slots))
     if a.pid_file:
         home.mkdir(parents=True, exist_ok=True)
         tmp = pid_file(home).with_suffix(".tmp")
