@@ -102,6 +102,6 @@ class RunContext:
         except ImportError:
             pass
 
-    def progress(self, t: int, stage: str, total: int, label: str | None = None
-                 ) -> StageProgress:
-        return StageProgress(self.store, self.run_id, t, stage, total, label)
+    def progress(self, t: int, stage: str, total: int, label: str | None = None, *,
+                 offset: int = 0, overall: int | None = None) -> StageProgress:
+        return StageProgress(self.store, self.run_id, t, stage, total, label, offset, overall)

@@ -115,8 +115,10 @@ class CompareData:
     labels: tuple[str, ...] = ()
     diff: tuple[tuple[str, tuple[str, ...]], ...] = ()     # (key, value per run)
     tau: tuple[tuple[str, tuple[Point, ...]], ...] = ()     # (label, (iteration, τ))
-    eval_key: str | None = None
-    evaluation: tuple[tuple[str, tuple[Point, ...]], ...] = ()
+    eval_key: str | None = None                               # the headline metric
+    evaluation: tuple[tuple[str, tuple[Point, ...]], ...] = ()  # (label, (model k, value))
+    # every evaluation metric the runs have, headline first: (key, its lines as above)
+    evaluations: tuple[tuple[str, tuple[tuple[str, tuple[Point, ...]], ...]], ...] = ()
 
 
 # what an evaluation is summed up by, best first: accuracy, then the win rate, then the score
@@ -367,12 +369,20 @@ class DataSource:
                     if infos.get(stage):
                         per[k] = dict(evaluation_leaves(infos[stage]))
             evals.append((label, per))
-        keys = sorted({k for _, per in evals for ev in per.values() for k in ev})
+        keys = sorted({k for _, per in evals for ev in per.values() for k in ev
+                       if not k.endswith(".n")})  # item counts are not results
         eval_key = headline_key(keys)
-        evaluation = tuple((label, tuple((float(it), ev[eval_key])
-                                         for it, ev in sorted(per.items()) if eval_key in ev))
-                           for label, per in evals) if eval_key else ()
-        return CompareData(None, labels, tuple(diff), tuple(tau), eval_key, evaluation)
+        ordered = ([eval_key] if eval_key else []) + sorted(
+            (k for k in keys if k != eval_key),
+            key=lambda k: (next((i for i, m in enumerate(HEADLINE) if k.endswith(m)),
+                                len(HEADLINE)), k))
+        evaluations = tuple((key, tuple((label, tuple((float(it), ev[key])
+                                                      for it, ev in sorted(per.items())
+                                                      if key in ev))
+                                        for label, per in evals)) for key in ordered)
+        evaluation = evaluations[0][1] if evaluations else ()
+        return CompareData(None, labels, tuple(diff), tuple(tau), eval_key, evaluation,
+                           evaluations)
 
 
 def _shown(line: str) -> str:

@@ -32,8 +32,11 @@ from typing import Any, Callable
 from cream_engine.data import held_out_prompts, load_prompts, read_jsonl, write_jsonl
 from cream_engine.evalsets import (EvalItem, EvalSet, extract_answer, load_eval_set,
                                    loglik_context, numbers_equal, prompt_for)
+from cream_engine.judges.pairwise import PairwiseJudgeError
 from cream_engine.stages.generate import open_policy_backend
+from cream_engine.stages.reward import JudgeError
 
+JUDGE_ERRORS = (JudgeError, PairwiseJudgeError)
 ARTIFACT = "eval.json"
 BASELINE_ARTIFACT = "baseline.json"
 
@@ -61,6 +64,7 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
     info: dict[str, Any] = {"model": f"M{k}", "sets": {s.name: {"n": len(s.items)}
                                                         for s in sets}}
     notes: list[str] = []
+    parts = Parts(ctx, t, stage, plan(cfg, sets, held, k))
 
     # 1. the policy generates: answers to every set, replies to the held-out prompts
     if (cfg.generative and sets) or held:
@@ -68,11 +72,13 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
         for s in sets if cfg.generative else []:
             rows = cached(out / f"{s.name}.generative.jsonl", lambda s=s: [
                 {"id": i.id, "reply": r} for i, r in zip(s.items, greedy(
-                    ctx, t, stage, backend, [prompt_for(i) for i in s.items],
+                    parts, backend, [prompt_for(i) for i in s.items],
                     cfg.max_new_tokens, f"eval {s.name}"))])
             info["sets"][s.name].update(score_generative(s.items, rows))
+            parts.finished(len(s.items))
         if held:
-            replies = held_replies(ctx, t, stage, backend, held, out / "heldout.jsonl")
+            replies = held_replies(parts, backend, held, out / "heldout.jsonl")
+            parts.finished(len(held))
         backend.close()
 
     # 2. option log-likelihood (multiple choice)
@@ -80,8 +86,9 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
         model, tokenizer = ctx.load(ctx.model_path(k))
         for s in (s for s in sets if s.kind == "mc"):
             rows = cached(out / f"{s.name}.loglik.jsonl", lambda s=s: option_logliks(
-                ctx, t, stage, model, tokenizer, s))
+                parts, model, tokenizer, s))
             info["sets"][s.name].update(score_loglik(s.items, rows))
+            parts.finished(sum(len(i.choices) for i in s.items))
 
     # 3. the fixed judge: length and score of the held-out replies, and the win rate over M_{k-1}
     if held:
@@ -90,21 +97,19 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
         info["mean_length"] = sum(lengths) / len(lengths)
         judge_model, judge_tok = ctx.load(judge_path(ctx))
         try:
-            info["judge_score"] = judge_score(ctx, t, stage, judge_model, judge_tok, held,
-                                              replies, out / "judge.jsonl")
-        except Exception as e:  # a tokenizer the score cannot be read from: say so, go on
-            if not _is_judge_error(e):
-                raise
+            info["judge_score"] = judge_score(parts, judge_model, judge_tok, held, replies,
+                                              out / "judge.jsonl")
+        except JUDGE_ERRORS as e:  # a tokenizer the score cannot be read from: say so, go on
             notes.append(f"judge score skipped: {e}")
+        parts.finished(len(held))
         if k >= 1:
-            previous = previous_replies(ctx, t, stage, k, held, out)
+            previous = previous_replies(parts, k, held, out)
             try:
-                info["win"] = win_rate(ctx, t, stage, judge_model, judge_tok, held, replies,
-                                       previous, out / "win.jsonl", k)
-            except Exception as e:
-                if not _is_judge_error(e):
-                    raise
+                info["win"] = win_rate(parts, judge_model, judge_tok, held, replies, previous,
+                                       out / "win.jsonl", k)
+            except JUDGE_ERRORS as e:
                 notes.append(f"win rate skipped: {e}")
+            parts.finished(2 * len(held))
     elif cfg.win_rate_prompts:
         notes.append("no held-out prompts: the iterations' slices use the whole prompt set")
     ctx.release()
@@ -116,6 +121,33 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
     tmp.replace(artifact)
     ctx.store.log_metrics(ctx.run_id, t, stage, k, metric_values(info))
     return info
+
+
+class Parts:
+    """The evaluation's progress counted as one whole in the store (so the dashboard shows the
+    stage's progress), while each part has its own bar on stderr."""
+
+    def __init__(self, ctx: Any, t: int, stage: str, total: int):
+        self.ctx, self.t, self.stage, self.total, self.done = ctx, t, stage, total, 0
+
+    def bar(self, n: int, label: str) -> Any:
+        return self.ctx.progress(self.t, self.stage, n, label, offset=self.done,
+                                 overall=self.total)
+
+    def finished(self, n: int) -> None:
+        """A part of `n` items is done (computed now, or read back from an earlier attempt)."""
+        self.done += n
+        self.ctx.store.stage_progress(self.ctx.run_id, self.t, self.stage, self.done,
+                                      self.total)
+
+
+def plan(cfg: Any, sets: list[EvalSet], held: list[Any], k: int) -> int:
+    """Items the evaluation of M_k goes through: answers, held-out replies, options, judge
+    scores and (k >= 1) both orders of each win-rate pair."""
+    total = sum(len(s.items) for s in sets) if cfg.generative else 0
+    if cfg.loglik:
+        total += sum(len(i.choices) for s in sets if s.kind == "mc" for i in s.items)
+    return total + len(held) * (2 + (2 if k >= 1 else 0))
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -164,32 +196,24 @@ def cached(path: Path, compute: Callable[[], list[dict]]) -> list[dict]:
     return rows
 
 
-def _is_judge_error(e: Exception) -> bool:
-    from cream_engine.judges.pairwise import PairwiseJudgeError
-    from cream_engine.stages.reward import JudgeError
-
-    return isinstance(e, (JudgeError, PairwiseJudgeError))
-
-
 # -- generation -----------------------------------------------------------------------------
 
 
-def greedy(ctx: Any, t: int, stage: str, backend: Any, prompts: list[str],
-           max_new_tokens: int, label: str) -> list[str]:
+def greedy(parts: Parts, backend: Any, prompts: list[str], max_new_tokens: int,
+           label: str) -> list[str]:
     """The greedy reply to each single-turn prompt, through the chat template."""
-    with ctx.progress(t, stage, len(prompts), label) as bar:
+    with parts.bar(len(prompts), label) as bar:
         outs = backend.generate([[{"role": "user", "content": p}] for p in prompts], n=1,
                                 temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens,
                                 seed=0, progress=bar.advance)
     return [o[0] for o in outs]
 
 
-def held_replies(ctx: Any, t: int, stage: str, backend: Any, held: list[Any],
-                 path: Path) -> list[str]:
+def held_replies(parts: Parts, backend: Any, held: list[Any], path: Path) -> list[str]:
     """Greedy replies to the held-out prompts (with their full conversations)."""
     def compute() -> list[dict]:
-        max_new = ctx.config.generate.max_new_tokens
-        with ctx.progress(t, stage, len(held), "eval held-out") as bar:
+        max_new = parts.ctx.config.generate.max_new_tokens
+        with parts.bar(len(held), "eval held-out") as bar:
             outs = backend.generate([list(p.messages) for p in held], n=1, temperature=0.0,
                                     top_p=1.0, max_new_tokens=max_new, seed=0,
                                     progress=bar.advance)
@@ -201,17 +225,16 @@ def held_replies(ctx: Any, t: int, stage: str, backend: Any, held: list[Any],
     return [r["reply"] for r in rows]
 
 
-def previous_replies(ctx: Any, t: int, stage: str, k: int, held: list[Any],
-                     out: Path) -> list[str]:
+def previous_replies(parts: Parts, k: int, held: list[Any], out: Path) -> list[str]:
     """M_{k-1}'s held-out replies: from its own evaluation, else generated now."""
-    path = details_dir(ctx, k - 1) / "heldout.jsonl"
+    path = details_dir(parts.ctx, k - 1) / "heldout.jsonl"
     if not path.exists():
         path = out / "heldout-previous.jsonl"
     if path.exists():
-        return held_replies(ctx, t, stage, None, held, path)
-    backend = open_policy_backend(ctx, k - 1)
+        return held_replies(parts, None, held, path)
+    backend = open_policy_backend(parts.ctx, k - 1)
     try:
-        return held_replies(ctx, t, stage, backend, held, path)
+        return held_replies(parts, backend, held, path)
     finally:
         backend.close()
 
@@ -233,8 +256,7 @@ def score_generative(items: tuple[EvalItem, ...], rows: list[dict]) -> dict:
             "gen_unparsable": unparsable}
 
 
-def option_logliks(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any,
-                   s: EvalSet) -> list[dict]:
+def option_logliks(parts: Parts, model: Any, tokenizer: Any, s: EvalSet) -> list[dict]:
     """Σ log p of each option as the continuation of the item's context, per item."""
     from cream_engine.logprobs import encoded_logprobs
 
@@ -247,10 +269,10 @@ def option_logliks(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any,
             ids = (context + cont)[-limit:]
             encoded.append((ids, len(ids) - len(cont)))
             owners.append(n)
-    with ctx.progress(t, stage, len(encoded), f"eval {s.name} ll") as bar:
+    with parts.bar(len(encoded), f"eval {s.name} ll") as bar:
         scored = encoded_logprobs(model, tokenizer, encoded,
-                                  batch_size=ctx.config.eval.batch_size, device=ctx.device,
-                                  progress=bar.advance)
+                                  batch_size=parts.ctx.config.eval.batch_size,
+                                  device=parts.ctx.device, progress=bar.advance)
     rows = [{"id": item.id, "logp": []} for item in s.items]
     for n, lp in zip(owners, scored):
         rows[n]["logp"].append(lp.logp)
@@ -273,7 +295,7 @@ def _argmax(values: list[float]) -> int:
     return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
-def judge_score(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any, held: list[Any],
+def judge_score(parts: Parts, model: Any, tokenizer: Any, held: list[Any],
                 replies: list[str], path: Path) -> float | None:
     """The fixed judge's mean pointwise score (0-5, expected mode) of the replies."""
     from cream_engine.backends import open_backend
@@ -281,12 +303,13 @@ def judge_score(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any, held: 
     from cream_engine.stages.reward import digit_tokens
 
     def compute() -> list[dict]:
+        ctx = parts.ctx
         backend = open_backend("hf", model_path="", model=model, tokenizer=tokenizer,
                                device=ctx.device, batch_size=ctx.config.eval.batch_size)
         prefix, ids = digit_tokens(tokenizer)
         texts = [backend.render(judge_messages(p.text, r)) + prefix
                  for p, r in zip(held, replies)]
-        with ctx.progress(t, stage, len(texts), "eval judge") as bar:
+        with parts.bar(len(texts), "eval judge") as bar:
             logps = backend.next_token_logprobs(texts, ids, progress=bar.advance)
         scores = [expected_score(lp).score for lp in logps]
         return [{"prompt_id": p.id, "score": s if math.isfinite(s) else None}
@@ -297,11 +320,11 @@ def judge_score(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any, held: 
     return sum(scores) / len(scores) if scores else None
 
 
-def win_rate(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any, held: list[Any],
-             new: list[str], old: list[str], path: Path, k: int) -> dict:
+def win_rate(parts: Parts, model: Any, tokenizer: Any, held: list[Any], new: list[str],
+             old: list[str], path: Path, k: int) -> dict:
     """M_k against M_{k-1}, each held-out prompt judged in both presentation orders."""
     def compute() -> list[dict]:
-        probs = order_probabilities(ctx, t, stage, model, tokenizer,
+        probs = order_probabilities(parts, model, tokenizer,
                                     [(p.text, a, b) for p, a, b in zip(held, new, old)])
         return [{"prompt_id": p.id, "p_new_first": p1, "p_new_second": p2,
                  "outcome": outcome(a, b, p1, p2)}
@@ -326,7 +349,7 @@ def outcome(new: str, old: str, p_new_first: float, p_new_second: float) -> str:
     return "tie"
 
 
-def order_probabilities(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any,
+def order_probabilities(parts: Parts, model: Any, tokenizer: Any,
                         triples: list[tuple[str, str, str]]) -> list[tuple[float, float]]:
     """Per (request, new, old): p(new better) with new shown as A, and with new shown as B."""
     import torch
@@ -334,6 +357,7 @@ def order_probabilities(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any
     from cream_engine.judges.pairwise import (collate_judge, encode_judge_prompt,
                                               judge_max_length, verdict_logits, verdict_tokens)
 
+    ctx = parts.ctx
     verdicts = verdict_tokens(tokenizer)
     max_length = judge_max_length(ctx.config.train.max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -344,7 +368,7 @@ def order_probabilities(ctx: Any, t: int, stage: str, model: Any, tokenizer: Any
     probs: list[float] = []  # p(A) per sequence
     size = ctx.config.eval.batch_size
     model.eval()
-    with ctx.progress(t, stage, len(seqs), "eval win rate") as bar:
+    with parts.bar(len(seqs), "eval win rate") as bar:
         for start in range(0, len(seqs), size):
             batch = {k: v.to(ctx.device)
                      for k, v in collate_judge(seqs[start:start + size], pad).items()}

@@ -1,5 +1,6 @@
-"""Two or more runs side by side: their configs as a diff (only the keys that differ) and
-their per-iteration mean τ and evaluation score overlaid (evaluation once runs have it)."""
+"""Two or more runs side by side: their configs as a diff (only the keys that differ), their
+per-iteration mean τ, and one evaluation metric per model (M0, M1, …) overlaid, starting with
+the headline one; `e` steps through the others (evaluation once runs have it)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ COLORS = ("cyan", "orange", "green", "magenta", "yellow", "blue", "red")
 
 
 class CompareScreen(PolledScreen):
-    BINDINGS = [Binding("escape,backspace", "back", "Back")]
+    BINDINGS = [Binding("escape,backspace", "back", "Back"),
+                Binding("e", "next_metric", "Next metric")]
 
     def __init__(self, run_ids: tuple[str, ...]):
         super().__init__()
         self.run_ids = run_ids
+        self.metric = 0                      # which of the evaluation metrics is shown
+        self._data: CompareData | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -32,8 +36,8 @@ class CompareScreen(PolledScreen):
             with Horizontal(id="compare-charts"):
                 yield MetricChart("mean τ per iteration", id="tau-chart", xlabel="iteration",
                                   integer_x=True)
-                yield MetricChart("evaluation per iteration", id="eval-chart",
-                                  xlabel="iteration", integer_x=True)
+                yield MetricChart("evaluation per model", id="eval-chart",
+                                  xlabel="model M_k", integer_x=True)
         yield Footer()
 
     def load(self, source: DataSource, now: float) -> CompareData:
@@ -59,13 +63,24 @@ class CompareScreen(PolledScreen):
         self.query_one("#tau-chart", MetricChart).show_lines(
             [(label, pts, COLORS[i % len(COLORS)], "left")
              for i, (label, pts) in enumerate(data.tau)], ())
+        self._data = data
+        self._show_metric()
+
+    def _show_metric(self) -> None:
         evals = self.query_one("#eval-chart", MetricChart)
-        if data.eval_key:
-            evals.show_lines([(label, pts, COLORS[i % len(COLORS)], "left")
-                              for i, (label, pts) in enumerate(data.evaluation)], (),
-                             title=f"evaluation: {data.eval_key}")
-        else:
+        data = self._data
+        if data is None or not data.evaluations:
             evals.show_lines([], (), title="evaluation: none yet")
+            return
+        key, lines = data.evaluations[self.metric % len(data.evaluations)]
+        more = f" (e: {len(data.evaluations) - 1} more)" if len(data.evaluations) > 1 else ""
+        evals.show_lines([(label, pts, COLORS[i % len(COLORS)], "left")
+                          for i, (label, pts) in enumerate(lines)], (),
+                         title=f"evaluation: {key}{more}")
+
+    def action_next_metric(self) -> None:
+        self.metric += 1
+        self._show_metric()
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -26,6 +26,10 @@ KEYS = """\
   f        follow the log tail on / off
   escape   back to the runs
 
+[b]Compare[/]
+  e        the next evaluation metric in the chart
+  escape   back to the runs
+
 [b]Anywhere[/]
   g        GPUs: utilisation, memory, temperature, power
            and the processes on each, mapped to runs

@@ -14,10 +14,18 @@ from cream_tui.data import IterRow, headline
 COLUMNS = ("t", "status", "pairs", "mean τ", "mean C", "agree", "eval", "resp len")
 
 
-def eval_text(row: IterRow, limit: int = 3) -> str:
+def eval_text(row: IterRow, limit: int = 2) -> str:
+    """The first headline numbers, compact: "mc .17 arith .08" (the whole evaluation is on the
+    compare screen and in `cream compare`)."""
     if not row.evaluation:
         return "-"
-    return " ".join(f"{k.rsplit('.', 1)[-1]}={v:.2f}" for k, v in headline(row.evaluation)[:limit])
+    return " ".join(f"{k.rsplit('.', 1)[-1]} {_compact(v)}"
+                    for k, v in headline(row.evaluation)[:limit])
+
+
+def _compact(v: float) -> str:
+    text = f"{v:.2f}"
+    return text[1:] if text.startswith("0.") else text
 
 
 class IterationTable(DataTable):

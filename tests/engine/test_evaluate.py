@@ -11,7 +11,7 @@ import pytest
 
 from cream_engine.config import ExperimentConfig
 from cream_engine.evalsets import EvalItem, EvalSet
-from cream_engine.stages.evaluate import (metric_values, option_logliks, outcome,
+from cream_engine.stages.evaluate import (Parts, metric_values, option_logliks, outcome,
                                           score_generative, score_loglik)
 
 COLOURS = ("red", "blue", "green", "yellow")
@@ -55,8 +55,8 @@ def tokenizer(tiny_model_dir: Path):
 def test_loglik_picks_the_option_the_model_prefers(tokenizer, liked: str) -> None:
     items = tuple(EvalItem(f"q{g}", f"Which colour is number {g}?", COLOURS, g)
                   for g in range(4))
-    rows = option_logliks(fake_ctx(), 0, "evaluate", prefers(tokenizer, liked), tokenizer,
-                          EvalSet("colours", "test", "arc", items))
+    rows = option_logliks(Parts(fake_ctx(), 0, "evaluate", 16), prefers(tokenizer, liked),
+                          tokenizer, EvalSet("colours", "test", "arc", items))
     assert [len(r["logp"]) for r in rows] == [4] * 4
     picked = {max(range(4), key=lambda i: r["logp"][i]) for r in rows}
     assert picked == {COLOURS.index(liked)}

@@ -285,3 +285,8 @@ def test_evaluation_of_every_model(finished_run: Path) -> None:
     assert [(r["stage"], r["step"]) for r in steps] == [("baseline", 0), ("evaluate", 1),
                                                         ("evaluate", 2)]
     assert [r["value"] for r in steps] == [e["sets"]["mc"]["gen_acc"] for e in [base, *evals]]
+    # the stage's progress counts every part: 4 + 4 answers, 16 options, 4 held-out replies,
+    # 4 judge scores and, after M0, 2 x 4 win-rate verdicts
+    progress = [(s["stage"], s["done_items"], s["total_items"]) for s in store.stages(run_id)
+                if s["stage"] in ("baseline", "evaluate")]
+    assert progress == [("baseline", 32, 32), ("evaluate", 40, 40), ("evaluate", 40, 40)]

@@ -36,6 +36,16 @@ async def test_config_diff_and_overlaid_curves(tui_home: Path) -> None:
         text = screen_text(app)
         assert "4 keys differ between cream-a, srlm-b, scir-c" in text
         assert "mean τ per iteration" in text and "evaluation: sets.arith.gen_acc" in text
+        # e steps through the other metrics: accuracies first, item counts never
+        keys = [key for key, _ in data.evaluations]
+        assert keys[:4] == ["sets.arith.gen_acc", "sets.mc.gen_acc", "sets.mc.ll_acc",
+                            "win.win_rate"]
+        assert "sets.mc.n" not in keys and "judge_score" in keys
+        assert dict(dict(data.evaluations)["win.win_rate"])["cream-a"] == (
+            (1.0, 0.40), (2.0, 0.40 + 0.04), (3.0, 0.40 + 0.04 * 2))   # no win for M0
+        await pilot.press("e")
+        await pilot.pause()
+        assert "evaluation: sets.mc.gen_acc" in screen_text(app)
 
 
 async def test_same_configs_and_no_evaluation(tui_home: Path) -> None:
