@@ -50,7 +50,8 @@ def main() -> int:
             "data": {"prompts_per_iteration": args.prompts},
             "generate": {"n": args.n, "max_new_tokens": args.max_new_tokens},
             "judge": {"samples": args.judge_samples,
-                      "max_new_tokens": args.judge_max_new_tokens}})
+                      "max_new_tokens": args.judge_max_new_tokens},
+            "eval": {"enabled": False}})  # evaluation has its own bench: eval_smollm2.py
         path = home / f"bench-{method}.toml"
         home.mkdir(parents=True, exist_ok=True)
         path.write_text(to_toml(config))

@@ -142,8 +142,8 @@ def evaluation_leaves(ev: dict) -> tuple[tuple[str, float], ...]:
     """The numeric leaves of one evaluation info as flattened `a.b` keys, sorted."""
     out: dict[str, float] = {}
     _flatten(ev, "", out, numeric=True)
-    out.pop("seconds", None)  # how long it took is not a score
-    return tuple(sorted(out.items()))
+    # how long it took is not a score
+    return tuple(sorted((k, v) for k, v in out.items() if not k.startswith("seconds")))
 
 
 def headline(evaluation: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:

@@ -75,10 +75,10 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
                     parts, backend, [prompt_for(i) for i in s.items],
                     cfg.max_new_tokens, f"eval {s.name}"))])
             info["sets"][s.name].update(score_generative(s.items, rows))
-            parts.finished(len(s.items))
+            parts.finished(len(s.items), "generative")
         if held:
             replies = held_replies(parts, backend, held, out / "heldout.jsonl")
-            parts.finished(len(held))
+            parts.finished(len(held), "held-out replies")
         backend.close()
 
     # 2. option log-likelihood (multiple choice)
@@ -88,7 +88,7 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
             rows = cached(out / f"{s.name}.loglik.jsonl", lambda s=s: option_logliks(
                 parts, model, tokenizer, s))
             info["sets"][s.name].update(score_loglik(s.items, rows))
-            parts.finished(sum(len(i.choices) for i in s.items))
+            parts.finished(sum(len(i.choices) for i in s.items), "loglik")
 
     # 3. the fixed judge: length and score of the held-out replies, and the win rate over M_{k-1}
     if held:
@@ -101,7 +101,7 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
                                               out / "judge.jsonl")
         except JUDGE_ERRORS as e:  # a tokenizer the score cannot be read from: say so, go on
             notes.append(f"judge score skipped: {e}")
-        parts.finished(len(held))
+        parts.finished(len(held), "judge score")
         if k >= 1:
             previous = previous_replies(parts, k, held, out)
             try:
@@ -109,12 +109,13 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
                                        out / "win.jsonl", k)
             except JUDGE_ERRORS as e:
                 notes.append(f"win rate skipped: {e}")
-            parts.finished(2 * len(held))
+            parts.finished(2 * len(held), "win rate")
     elif cfg.win_rate_prompts:
         notes.append("no held-out prompts: the iterations' slices use the whole prompt set")
     ctx.release()
     if notes:
         info["notes"] = notes
+    info["seconds_by_part"] = parts.seconds
     artifact.parent.mkdir(parents=True, exist_ok=True)
     tmp = artifact.with_name(f".{artifact.name}.tmp")
     tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -128,14 +129,21 @@ class Parts:
     stage's progress), while each part has its own bar on stderr."""
 
     def __init__(self, ctx: Any, t: int, stage: str, total: int):
+        import time
+
         self.ctx, self.t, self.stage, self.total, self.done = ctx, t, stage, total, 0
+        self._clock, self._last = time.perf_counter, time.perf_counter()
+        self.seconds: dict[str, float] = {}  # wall time per kind of part
 
     def bar(self, n: int, label: str) -> Any:
         return self.ctx.progress(self.t, self.stage, n, label, offset=self.done,
                                  overall=self.total)
 
-    def finished(self, n: int) -> None:
+    def finished(self, n: int, part: str) -> None:
         """A part of `n` items is done (computed now, or read back from an earlier attempt)."""
+        now = self._clock()
+        self.seconds[part] = round(self.seconds.get(part, 0.0) + now - self._last, 2)
+        self._last = now
         self.done += n
         self.ctx.store.stage_progress(self.ctx.run_id, self.t, self.stage, self.done,
                                       self.total)

@@ -265,6 +265,9 @@ def test_evaluation_of_every_model(finished_run: Path) -> None:
         # (the random tiny model's greedy replies are often empty: length 0 is possible here)
         assert 0 <= e["judge_score"] <= 5 and e["mean_length"] >= 0
     assert "win" not in base
+    parts = {"generative", "held-out replies", "loglik", "judge score"}
+    assert set(base["seconds_by_part"]) == parts
+    assert all(set(e["seconds_by_part"]) == parts | {"win rate"} for e in evals)
     for k, e in enumerate(evals, start=1):
         win = e["win"]
         assert win["vs"] == f"M{k - 1}" and win["n"] == 4

@@ -98,7 +98,8 @@ def test_evaluation_scores_from_the_iteration_summary() -> None:
     assert evaluation_of(None) == ()
     assert evaluation_of(json.dumps({"train": "{}"})) == ()
     summary = json.dumps({"evaluate": {"model": "M1", "sets": {"mc": {"gen_acc": 0.25, "n": 80}},
-                                       "win": {"vs": "M0", "win_rate": 0.5}, "ok": True},
+                                       "win": {"vs": "M0", "win_rate": 0.5}, "ok": True,
+                                       "seconds": 9.5, "seconds_by_part": {"loglik": 2.0}},
                           "baseline": {"sets": {"mc": {"gen_acc": 0.2}}}})
     assert evaluation_of(summary) == (("sets.mc.gen_acc", 0.25), ("sets.mc.n", 80.0),
                                       ("win.win_rate", 0.5))
