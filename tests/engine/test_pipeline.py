@@ -55,11 +55,14 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
 
 
 def artifacts(run_dir: Path) -> dict:
-    out = {"0/baseline.json": json.loads((run_dir / "iter-0" / "baseline.json").read_text())}
+    def evaluation(path: Path) -> dict:  # the results, not how long they took
+        return {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds_by_part"}
+
+    out = {"0/baseline.json": evaluation(run_dir / "iter-0" / "baseline.json")}
     for t in (0, 1):
         for name in ("responses.jsonl", "rewards.jsonl", "pairs.jsonl"):
             out[f"{t}/{name}"] = read_jsonl(run_dir / f"iter-{t}" / name)
-        out[f"{t}/eval.json"] = json.loads((run_dir / f"iter-{t}" / "eval.json").read_text())
+        out[f"{t}/eval.json"] = evaluation(run_dir / f"iter-{t}" / "eval.json")
     return out
 
 
