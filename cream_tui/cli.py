@@ -527,21 +527,14 @@ def worker_stop(ctx: typer.Context, home: HomeOpt = None,
                 timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60.0
                 ) -> None:
     """Stop the daemon: running jobs are stopped and queued again, to resume on next start."""
-    import os
-    import signal
-
-    from cream_tui.worker import daemon_pid
+    from cream_tui.worker import daemon_pid, stop_daemon
 
     h = _home(ctx, home)
     pid = daemon_pid(h)
     if pid is None:
         typer.echo("no worker running")
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while daemon_pid(h) == pid and time.time() < deadline:
-        time.sleep(0.1)
-    if daemon_pid(h) == pid:
+    if not stop_daemon(h, pid, timeout):
         fail(f"worker (pid {pid}) still running after {timeout:.0f}s", EXIT_FAILED)
     typer.echo(f"worker stopped (pid {pid})")
 

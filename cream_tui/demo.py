@@ -10,8 +10,6 @@ the same config (queueing them to resume), or starts new ones once they are done
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -49,7 +47,7 @@ def demo_config(method: str, tiny: bool) -> ExperimentConfig:
 def run_demo(home: Path, tiny: bool, tui: bool) -> int:
     from cream_engine.store import open_store
     from cream_tui.gpu import read_gpus
-    from cream_tui.worker import daemon_pid, start_daemon
+    from cream_tui.worker import daemon_pid, start_daemon, stop_daemon
 
     say = lambda m: typer.echo(f"cream demo: {m}", err=True)  # noqa: E731
     configs = [demo_config(m, tiny) for m in METHODS]
@@ -94,7 +92,7 @@ def run_demo(home: Path, tiny: bool, tui: bool) -> int:
     else:
         _wait(store, run_ids, say)
         if started_worker and not _other_jobs(store, run_ids):
-            _stop_worker(home, pid)
+            stop_daemon(home, pid, timeout=30)
             say(f"stopped the worker it started (pid {pid})")
     from cream_tui.cli import app
 
@@ -147,15 +145,6 @@ def _wait(store: Store, run_ids: list[str], say: Callable[[str], None]) -> None:
         time.sleep(1.0)
     for r in run_ids:
         say(f"{r}: {store.get_run(r)['status']}")
-
-
-def _stop_worker(home: Path, pid: int) -> None:
-    from cream_tui.worker import daemon_pid
-
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + 30
-    while daemon_pid(home) == pid and time.time() < deadline:
-        time.sleep(0.1)
 
 
 def _where(store: Store, run_id: str) -> str:

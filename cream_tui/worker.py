@@ -382,6 +382,15 @@ def start_daemon(home: Path, args: list[str]) -> int:
     return proc.pid
 
 
+def stop_daemon(home: Path, pid: int, timeout: float = 60.0) -> bool:
+    """SIGTERM to the daemon (it stops its jobs and queues them again); True once it is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while daemon_pid(home) == pid and time.time() < deadline:
+        time.sleep(0.1)
+    return daemon_pid(home) != pid
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cream_tui.worker")
     ap.add_argument("--home", default=None)
