@@ -115,10 +115,18 @@ class CompareData:
     labels: tuple[str, ...] = ()
     diff: tuple[tuple[str, tuple[str, ...]], ...] = ()     # (key, value per run)
     tau: tuple[tuple[str, tuple[Point, ...]], ...] = ()     # (label, (iteration, τ))
-    eval_key: str | None = None                               # the headline metric
-    evaluation: tuple[tuple[str, tuple[Point, ...]], ...] = ()  # (label, (model k, value))
-    # every evaluation metric the runs have, headline first: (key, its lines as above)
+    # every evaluation metric the runs have, headline first: (key, (label, (model k, value)))
     evaluations: tuple[tuple[str, tuple[tuple[str, tuple[Point, ...]], ...]], ...] = ()
+
+    @property
+    def eval_key(self) -> str | None:
+        """The headline evaluation metric."""
+        return self.evaluations[0][0] if self.evaluations else None
+
+    @property
+    def evaluation(self) -> tuple[tuple[str, tuple[Point, ...]], ...]:
+        """The headline metric's lines: (label, (model k, value))."""
+        return self.evaluations[0][1] if self.evaluations else ()
 
 
 # what an evaluation is summed up by, best first: accuracy, then the win rate, then the score
@@ -380,9 +388,7 @@ class DataSource:
                                                       for it, ev in sorted(per.items())
                                                       if key in ev))
                                         for label, per in evals)) for key in ordered)
-        evaluation = evaluations[0][1] if evaluations else ()
-        return CompareData(None, labels, tuple(diff), tuple(tau), eval_key, evaluation,
-                           evaluations)
+        return CompareData(None, labels, tuple(diff), tuple(tau), evaluations)
 
 
 def _shown(line: str) -> str:

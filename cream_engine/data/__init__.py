@@ -98,8 +98,7 @@ def prompt_slices(prompts: list[Prompt], iterations: int, per_iteration: int,
     if len(prompts) < needed:
         raise DataError(f"[data] prompts: {len(prompts)} prompts cannot fill {iterations} "
                         f"iterations x {per_iteration} prompts ({needed} needed)")
-    order = list(prompts)
-    random.Random(seed).shuffle(order)
+    order = _seeded_order(prompts, seed)
     return [order[t * per_iteration:(t + 1) * per_iteration] for t in range(iterations)]
 
 
@@ -107,9 +106,14 @@ def held_out_prompts(prompts: list[Prompt], iterations: int, per_iteration: int,
                      k: int) -> list[Prompt]:
     """Up to `k` prompts that no iteration trains on: the ones after the slices in the same
     seeded order, so they never overlap any slice."""
+    return _seeded_order(prompts, seed)[iterations * per_iteration:][:k]
+
+
+def _seeded_order(prompts: list[Prompt], seed: int) -> list[Prompt]:
+    """The one order slices and held-out prompts are both cut from."""
     order = list(prompts)
     random.Random(seed).shuffle(order)
-    return order[iterations * per_iteration:][:k]
+    return order
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
