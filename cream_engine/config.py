@@ -15,18 +15,17 @@ import dataclasses
 import difflib
 import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import tomllib
+
+from cream_engine.errors import ConfigError
+
 METHODS = ("srlm", "cream", "scir", "dpo")
 BUNDLED_MODELS = ("smollm2-135m-instruct", "tiny-random")
 BUNDLED_PROMPTS = "bundled:prompts"
-
-
-class ConfigError(ValueError):
-    """A user error in a config: the message is one line naming the field or file."""
 
 
 def _f(default: Any, help: str, *, choices: tuple = (), lo: float | None = None,

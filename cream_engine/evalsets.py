@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from cream_engine.config import read_text
-from cream_engine.data import DataError, bundled_path
+from cream_engine.errors import DataError
+from cream_engine.paths import bundled_data
 
 BUNDLED_EVAL_SETS: dict[str, str] = {"bundled:mc": "eval/mc.jsonl",
                                      "bundled:arith": "eval/arith.jsonl"}
@@ -92,7 +93,7 @@ def load_eval_set(spec: str, limit: int = 0) -> EvalSet:
     if spec.startswith("bundled:"):
         if spec not in BUNDLED_EVAL_SETS:
             raise _unknown_bundled(spec)
-        path, name = bundled_path(BUNDLED_EVAL_SETS[spec]), spec.split(":", 1)[1]
+        path, name = bundled_data(BUNDLED_EVAL_SETS[spec]), spec.split(":", 1)[1]
     else:
         path = Path(spec)
         name = path.stem

@@ -1,109 +1,43 @@
 """The SQLite store: the one place the engine writes and the dashboard reads.
 
-sqlite-utils over a connection in WAL mode with a busy timeout, so one engine, one worker and
-several dashboards share the file. The schema is versioned with sqlite-utils migrations; a
-database that has applied a migration this code does not know was written by a newer `cream`
-and is refused with a clear message instead of being misread.
+One `sqlite3` connection per handle in WAL mode with a busy timeout, in autocommit mode (each
+statement commits unless inside `atomic()` / `immediate()`), so one engine, one worker and
+several dashboards share the file. The schema and its migrations are in `schema.py`; a store
+written by a newer `cream` is refused with a clear message instead of being misread.
 
-Light layer: standard library + sqlite-utils only.
+Light layer: standard library (+ sqlite-utils when the schema moves).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sqlite_utils import Database, Migrations
-
 from cream_engine import paths
+from cream_engine.errors import RunNotFound, StoreError
+from cream_engine.schema import migrate
 
 BUSY_TIMEOUT_S = 30.0
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-
-migrations = Migrations("cream")
-
-
-@migrations()
-def m001_initial(db: Database) -> None:
-    db.executescript("""
-    CREATE TABLE runs (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL, method TEXT NOT NULL, model TEXT NOT NULL,
-        status TEXT NOT NULL, iterations INTEGER NOT NULL, run_dir TEXT NOT NULL,
-        config_toml TEXT NOT NULL, config_hash TEXT, git_commit TEXT, error TEXT,
-        created_at REAL NOT NULL, started_at REAL, ended_at REAL
-    );
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id),
-        status TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0,
-        gpus INTEGER NOT NULL DEFAULT 0, min_free_mem_gb REAL NOT NULL DEFAULT 0,
-        after_run TEXT, worker TEXT, pid INTEGER, gpu_uuids TEXT, attempts INTEGER DEFAULT 0,
-        exit_code INTEGER, heartbeat_at REAL,
-        created_at REAL NOT NULL, started_at REAL, ended_at REAL
-    );
-    CREATE INDEX jobs_status_priority ON jobs(status, priority DESC, id);
-    CREATE TABLE iterations (
-        run_id TEXT NOT NULL REFERENCES runs(id), iteration INTEGER NOT NULL,
-        status TEXT NOT NULL, started_at REAL, ended_at REAL,
-        n_prompts INTEGER, n_pairs INTEGER, mean_tau REAL, mean_consistency REAL,
-        std_consistency REAL, agreement REAL, mean_response_length REAL,
-        judge_unparsable INTEGER, summary TEXT,
-        PRIMARY KEY (run_id, iteration)
-    );
-    CREATE TABLE stages (
-        run_id TEXT NOT NULL REFERENCES runs(id), iteration INTEGER NOT NULL,
-        stage TEXT NOT NULL, status TEXT NOT NULL, done_items INTEGER, total_items INTEGER,
-        started_at REAL, ended_at REAL, info TEXT,
-        PRIMARY KEY (run_id, iteration, stage)
-    );
-    CREATE TABLE metrics (
-        id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, iteration INTEGER NOT NULL,
-        stage TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
-        time REAL NOT NULL
-    );
-    -- "the series of one metric of one run", in step order
-    CREATE INDEX metrics_series ON metrics(run_id, name, iteration, step);
-    CREATE TABLE gpu_samples (
-        id INTEGER PRIMARY KEY, time REAL NOT NULL, gpu_index INTEGER NOT NULL,
-        uuid TEXT NOT NULL, name TEXT, utilization REAL, memory_used_mb REAL,
-        memory_total_mb REAL, temperature_c REAL, power_w REAL, processes TEXT
-    );
-    CREATE INDEX gpu_samples_time ON gpu_samples(time);
-    CREATE INDEX gpu_samples_uuid_time ON gpu_samples(uuid, time);
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY, time REAL NOT NULL, run_id TEXT, kind TEXT NOT NULL,
-        message TEXT NOT NULL, data TEXT
-    );
-    CREATE INDEX events_run_time ON events(run_id, time);
-    """)
+RUN_ENDED = ("done", "failed", "cancelled")
 
 
-@migrations()
-def m002_queue(db: Database) -> None:
-    db.executescript("""
-    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN stall_notified_at REAL;
-    CREATE TABLE workers (
-        id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT, status TEXT NOT NULL,
-        started_at REAL NOT NULL, heartbeat_at REAL NOT NULL, log_path TEXT
-    );
-    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
-    """)
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used (newer schema, not a database, locked for too long)."""
+def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
+    return {d[0]: v for d, v in zip(cursor.description, row)}
 
 
 class Store:
     """A handle on `<home>/cream.db`. Writes go through `execute`, reads through `query`."""
 
-    def __init__(self, db: Database, path: Path | None):
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path | None):
+        self.conn = conn
         self.path = path
+        self._savepoints = itertools.count()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -116,28 +50,86 @@ class Store:
             if not create:
                 return None
             home.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        return cls._setup(Database(conn), path)
+        return cls._setup(str(path), path)
 
     @classmethod
     def memory(cls) -> "Store":
-        return cls._setup(Database(memory=True), None)
+        return cls._setup(":memory:", None)
 
     @classmethod
-    def _setup(cls, db: Database, path: Path | None) -> "Store":
+    def _setup(cls, target: str, path: Path | None) -> "Store":
+        where = str(path or ":memory:")
         try:
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                   isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if path is not None:
-                db.enable_wal()
-            db.execute("PRAGMA foreign_keys = ON")
-            _refuse_newer_schema(db, path)
-            migrations.apply(db)
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrate(conn, where)
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{path or ':memory:'}: cannot use the store ({e})") from None
-        return cls(db, path)
+            raise StoreError(f"{where}: cannot use the store ({e})") from None
+        conn.row_factory = _dict_row
+        return cls(conn, path)
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
+
+    @property
+    def home(self) -> Path | None:
+        return self.path.parent if self.path is not None else None
+
+    def run_path(self, run: dict) -> Path:
+        """A run's folder: `<home>/<run-id>` (a home may have moved since the run was made);
+        for an in-memory store, the folder recorded with the run."""
+        home = self.home
+        return paths.run_dir(home, run["id"]) if home is not None else Path(run["run_dir"])
+
+    # -- SQL -----------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Iterable[Any] | dict | None = None) -> list[dict]:
+        return self.conn.execute(sql, params if params is not None else ()).fetchall()
+
+    def execute(self, sql: str, params: Iterable[Any] | dict | None = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params if params is not None else ())
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with self.atomic():
+            self.conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator["Store"]:
+        """A transaction (a savepoint when one is already open)."""
+        if not self.conn.in_transaction:
+            with self._transaction("BEGIN"):
+                yield self
+            return
+        name = f"cream_{next(self._savepoints)}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        self.conn.execute(f"RELEASE {name}")
+
+    def immediate(self) -> contextlib.AbstractContextManager["Store"]:
+        """A write transaction taken up front (BEGIN IMMEDIATE): what a claim reads cannot
+        change before it writes, so two processes never claim the same job."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator["Store"]:
+        self.conn.execute(begin)
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- settings ------------------------------------------------------------------------
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         rows = self.query("SELECT value FROM settings WHERE key = ?", [key])
@@ -146,24 +138,6 @@ class Store:
     def set_setting(self, key: str, value: str | None) -> None:
         self.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
                      "DO UPDATE SET value = excluded.value", [key, value])
-
-    @contextlib.contextmanager
-    def immediate(self) -> Iterator["Store"]:
-        """A write transaction taken up front (BEGIN IMMEDIATE): what a claim reads cannot
-        change before it writes, so two processes never claim the same job."""
-        self.db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.db.conn.execute("ROLLBACK")
-            raise
-        self.db.conn.execute("COMMIT")
-
-    def query(self, sql: str, params: Iterable[Any] | dict | None = None) -> list[dict]:
-        return list(self.db.query(sql, params))
-
-    def execute(self, sql: str, params: Iterable[Any] | dict | None = None) -> sqlite3.Cursor:
-        return self.db.execute(sql, params)
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -181,7 +155,7 @@ class Store:
             raise ValueError(f"unknown run status {status!r}")
         now = time.time()
         started = now if status == "running" else None
-        ended = now if status in ("done", "failed", "cancelled") else None
+        ended = now if status in RUN_ENDED else None
         self.execute(
             "UPDATE runs SET status = ?, error = ?, "
             "started_at = COALESCE(started_at, ?), ended_at = ? WHERE id = ?",
@@ -203,8 +177,20 @@ class Store:
                              "LIMIT 1", [ref])
         return by_name[0] if by_name else None
 
+    def require_run(self, ref: str) -> dict:
+        """`find_run`, or `RunNotFound` (one line, exit 2)."""
+        run = self.find_run(ref)
+        if run is None:
+            raise RunNotFound(ref)
+        return run
+
     def list_runs(self) -> list[dict]:
         return self.query("SELECT * FROM runs ORDER BY created_at DESC")
+
+    def newest_run_with_config(self, name: str, config_hash: str) -> dict | None:
+        rows = self.query("SELECT * FROM runs WHERE name = ? AND config_hash = ? "
+                          "ORDER BY created_at DESC LIMIT 1", [name, config_hash])
+        return rows[0] if rows else None
 
     # -- iterations and stages -----------------------------------------------------------
 
@@ -216,7 +202,7 @@ class Store:
     def start_stage(self, run_id: str, iteration: int, stage: str,
                     total_items: int | None = None) -> None:
         """Mark a stage running; a restarted stage drops the metrics its last attempt wrote."""
-        with self.db.atomic():
+        with self.atomic():
             self.execute("DELETE FROM metrics WHERE run_id = ? AND iteration = ? AND stage = ?",
                          [run_id, iteration, stage])
             self.execute(
@@ -257,17 +243,16 @@ class Store:
         return self.query("SELECT * FROM stages WHERE run_id = ? ORDER BY iteration, started_at",
                           [run_id])
 
-    # -- metrics, events, GPU samples ----------------------------------------------------
+    # -- metrics -------------------------------------------------------------------------
 
     def log_metrics(self, run_id: str, iteration: int, stage: str, step: int,
                     values: dict[str, float], at: float | None = None) -> None:
         at = time.time() if at is None else at
-        rows = [(run_id, iteration, stage, step, k, None if v is None else float(v), at)
-                for k, v in values.items()]
-        with self.db.atomic():
-            self.db.conn.executemany(
-                "INSERT INTO metrics (run_id, iteration, stage, step, name, value, time) "
-                "VALUES (?,?,?,?,?,?,?)", rows)
+        self.executemany(
+            "INSERT INTO metrics (run_id, iteration, stage, step, name, value, time) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(run_id, iteration, stage, step, k, None if v is None else float(v), at)
+             for k, v in values.items()])
 
     def metric_series(self, run_id: str, name: str) -> list[dict]:
         return self.query("SELECT iteration, step, value, time FROM metrics WHERE run_id = ? "
@@ -278,6 +263,31 @@ class Store:
             "SELECT name, value FROM metrics WHERE id IN (SELECT MAX(id) FROM metrics "
             "WHERE run_id = ? GROUP BY name)", [run_id])
         return {r["name"]: r["value"] for r in rows}
+
+    def metric_rows(self, run_id: str) -> list[dict]:
+        """Every metric row of a run, in the order written within each iteration."""
+        return self.query("SELECT run_id, iteration, stage, step, name, value, time FROM "
+                          "metrics WHERE run_id = ? ORDER BY iteration, id", [run_id])
+
+    def last_metric_id(self) -> int:
+        return self.query("SELECT MAX(id) AS m FROM metrics")[0]["m"] or 0
+
+    def metric_points(self, run_id: str, names: tuple[str, ...], after_id: int,
+                      upto_id: int) -> list[dict]:
+        """(iteration, step, name, value) of some metrics of a run with after_id < id <= upto_id.
+        A first read (after_id < 0) goes through the (run_id, name, …) index; later ones take
+        the rowid range, cheap however big the table."""
+        marks = ",".join("?" * len(names))
+        if after_id < 0:
+            return self.query(
+                f"SELECT iteration, step, name, value FROM metrics WHERE run_id = ? AND "
+                f"name IN ({marks}) AND id <= ?", [run_id, *names, upto_id])
+        # `+run_id`: keep SQLite on the rowid range instead of the run's whole index
+        return self.query(
+            f"SELECT iteration, step, name, value FROM metrics WHERE id > ? AND id <= ? "
+            f"AND +run_id = ? AND name IN ({marks})", [after_id, upto_id, run_id, *names])
+
+    # -- events --------------------------------------------------------------------------
 
     def add_event(self, kind: str, message: str, run_id: str | None = None,
                   data: dict | None = None) -> None:
@@ -290,16 +300,16 @@ class Store:
         return self.query("SELECT * FROM events WHERE run_id = ? ORDER BY id DESC LIMIT ?",
                           [run_id, limit])
 
-    def add_gpu_samples(self, samples: Iterator[dict] | list[dict]) -> None:
-        rows = [(s["time"], s["gpu_index"], s["uuid"], s.get("name"), s.get("utilization"),
-                 s.get("memory_used_mb"), s.get("memory_total_mb"), s.get("temperature_c"),
-                 s.get("power_w"), json.dumps(s.get("processes") or []))
-                for s in samples]
-        with self.db.atomic():
-            self.db.conn.executemany(
-                "INSERT INTO gpu_samples (time, gpu_index, uuid, name, utilization, "
-                "memory_used_mb, memory_total_mb, temperature_c, power_w, processes) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    # -- GPU samples ---------------------------------------------------------------------
+
+    def add_gpu_samples(self, samples: Iterable[dict]) -> None:
+        self.executemany(
+            "INSERT INTO gpu_samples (time, gpu_index, uuid, name, utilization, "
+            "memory_used_mb, memory_total_mb, temperature_c, power_w, processes) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(s["time"], s["gpu_index"], s["uuid"], s.get("name"), s.get("utilization"),
+              s.get("memory_used_mb"), s.get("memory_total_mb"), s.get("temperature_c"),
+              s.get("power_w"), json.dumps(s.get("processes") or [])) for s in samples])
 
     def prune_gpu_samples(self, keep_seconds: float) -> int:
         """Retention: drop samples older than `keep_seconds`; returns how many went."""
@@ -307,14 +317,20 @@ class Store:
                            [time.time() - keep_seconds])
         return cur.rowcount
 
+    def last_gpu_sample_id(self) -> int:
+        return self.query("SELECT MAX(id) AS m FROM gpu_samples")[0]["m"] or 0
 
-def _refuse_newer_schema(db: Database, path: Path | None) -> None:
-    known = {m.name for m in migrations._migrations}
-    applied = {m.name for m in migrations.applied(db)}
-    unknown = sorted(applied - known)
-    if unknown:
-        raise StoreError(f"{path}: written by a newer cream (schema {unknown[-1]}); "
-                         "upgrade cream to read it")
+    def gpu_samples(self, after_id: int, upto_id: int, history_s: float) -> list[dict]:
+        """GPU samples with after_id < id <= upto_id, in order; a first read (after_id < 0)
+        takes the last `history_s` seconds before the newest sample."""
+        cols = ("id, time, gpu_index, uuid, name, utilization, memory_used_mb, memory_total_mb, "
+                "temperature_c, power_w, processes")
+        if after_id < 0:
+            return self.query(f"SELECT {cols} FROM gpu_samples WHERE time >= "
+                              "(SELECT MAX(time) FROM gpu_samples) - ? AND id <= ? ORDER BY id",
+                              [history_s, upto_id])
+        return self.query(f"SELECT {cols} FROM gpu_samples WHERE id > ? AND id <= ? "
+                          "ORDER BY id", [after_id, upto_id])
 
 
 def open_store(home: str | Path | None = None, create: bool = True) -> Store | None:

@@ -72,18 +72,23 @@ def _try(fn: Any, *args: Any) -> Any:
 
 
 def _fake(path: str) -> GpuReport:
-    gpus = []
-    for i, g in enumerate(json.loads(Path(path).read_text())):
-        procs = [GpuProcess(**p) for p in g.get("processes", [])]
-        gpus.append(GpuInfo(**{"index": i, "uuid": f"GPU-fake-{i}", "name": "Fake GPU",
-                               **{k: v for k, v in g.items() if k != "processes"}},
-                            processes=procs))
+    try:
+        listed = json.loads(Path(path).read_text())
+        gpus = []
+        for i, g in enumerate(listed):
+            procs = [GpuProcess(**p) for p in g.get("processes", [])]
+            gpus.append(GpuInfo(**{"index": i, "uuid": f"GPU-fake-{i}", "name": "Fake GPU",
+                                   **{k: v for k, v in g.items() if k != "processes"}},
+                                processes=procs))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        return GpuReport([], f"no GPU: CREAM_FAKE_GPUS={path} cannot be read ({e})")
     return GpuReport(gpus, "" if gpus else "no GPU: the fake GPU file lists none",
                      driver="fake")
 
 
 def read_gpus() -> GpuReport:
-    """Read every GPU once. Never raises for a missing driver or GPU."""
+    """Read every GPU once. Never raises: no driver, no GPU or a GPU that cannot be read are
+    states of the report."""
     fake = os.environ.get("CREAM_FAKE_GPUS")
     if fake:
         return _fake(fake)
@@ -97,7 +102,10 @@ def read_gpus() -> GpuReport:
         return GpuReport([], f"no GPU: NVIDIA driver not found ({e})")
     try:
         driver = _try(pynvml.nvmlSystemGetDriverVersion)
-        gpus = [_read_one(pynvml, i) for i in range(pynvml.nvmlDeviceGetCount())]
+        count = _try(pynvml.nvmlDeviceGetCount)
+        if count is None:
+            return GpuReport([], "no GPU: the driver cannot count its GPUs")
+        gpus = [_read_one(pynvml, i) for i in range(count)]
     finally:
         _try(pynvml.nvmlShutdown)
     return GpuReport(gpus, "" if gpus else "no GPU: the driver reports none",
@@ -105,7 +113,9 @@ def read_gpus() -> GpuReport:
 
 
 def _read_one(nv: Any, index: int) -> GpuInfo:
-    h = nv.nvmlDeviceGetHandleByIndex(index)
+    h = _try(nv.nvmlDeviceGetHandleByIndex, index)
+    if h is None:  # fallen off the bus, or no permission: a GPU with no readings
+        return GpuInfo(index=index, uuid=f"GPU-{index}", name="N/A (cannot be read)")
     util = _try(nv.nvmlDeviceGetUtilizationRates, h)
     mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
     power = _try(nv.nvmlDeviceGetPowerUsage, h)

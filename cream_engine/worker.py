@@ -12,12 +12,19 @@ A job runs `python -m cream_engine run RUN_DIR` in its own process group with
 `CUDA_DEVICE_ORDER=PCI_BUS_ID` and `CUDA_VISIBLE_DEVICES=<GPU UUIDs>`, its stdout and stderr in
 `runs/<run-id>/logs/job.log`. If the worker dies, the engine goes on; a restarted worker adopts
 a job whose process is still alive and re-queues one whose process is gone (the engine resumes
-it from its last finished stage). Never imports torch.
+it from its last finished stage).
+
+One worker per data home (`daemon.py`: the lock, the pid file, starting and stopping); a
+worker whose process is gone (SIGKILL, a reboot) is reported as gone, and the next worker
+adopts or re-queues its jobs.
+
+Light layer: standard library + the store; never imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -32,26 +39,72 @@ from queue import Queue
 from typing import Any
 
 from cream_engine import paths, queue
-from cream_engine.store import Store, open_store
-from cream_tui.gpu import GpuInfo, read_gpus
-
-PID_FILE = "worker.pid"
-LOG_FILE = "worker.log"
+from cream_engine.daemon import (
+    LOG_FILE,
+    PID_FILE,
+    STALE_S,
+    daemon_pid,
+    is_engine_of,
+    liveness,
+    pid_alive,
+    take_lock,
+)
+from cream_engine.errors import EXIT_USAGE, CreamError
+from cream_engine.files import write_atomic
+from cream_engine.gpu import GpuInfo, read_gpus
+from cream_engine.store import Store
 
 
 @dataclass
 class WorkerOptions:
+    """How a worker behaves; the CLI's defaults are these."""
+
     home: Path
     notify: str | None = None          # shell command; gets each alert as JSON on stdin
     poll_s: float = 1.0
     grace_s: float = 10.0              # SIGTERM → SIGKILL
     stall_minutes: float = 30.0
-    stale_s: float = 15.0              # a worker heartbeat older than this is dead
+    stale_s: float = STALE_S           # a worker heartbeat older than this is dead
     max_utilization: float = 50.0      # a GPU busier than this (%) is not free
-    gpu_retention_s: float = 24 * 3600
+    gpu_retention_s: float = 24 * 3600.0
     max_jobs: int = 0                  # 0: as many as the GPUs (and CPU slots) allow
     cpu_slots: int = 1                 # CPU jobs at once; each gets cores / cpu_slots threads
     once: bool = False                 # exit when the queue is empty and nothing runs (tests)
+
+    def to_args(self) -> list[str]:
+        """The command line of `python -m cream_engine.worker` for these options."""
+        args = ["--home", str(self.home)]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "home" or value == f.default:
+                continue
+            flag = "--" + f.name.removesuffix("_s").replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag)
+            else:
+                args += [flag, str(value)]
+        return args
+
+    @classmethod
+    def parser(cls) -> argparse.ArgumentParser:
+        ap = argparse.ArgumentParser(prog="python -m cream_engine.worker")
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.removesuffix("_s").replace("_", "-")
+            if f.name == "home":
+                ap.add_argument(flag, default=None)
+            elif isinstance(f.default, bool):
+                ap.add_argument(flag, dest=f.name, action="store_true")
+            else:
+                kind = type(f.default) if f.default is not None else str
+                ap.add_argument(flag, dest=f.name, type=kind, default=f.default)
+        return ap
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None) -> "WorkerOptions":
+        values = vars(cls.parser().parse_args(argv))
+        values["home"] = paths.data_home(values["home"])
+        values["cpu_slots"] = max(1, values["cpu_slots"])
+        return cls(**values)
 
 
 @dataclass
@@ -64,9 +117,9 @@ class Running:
 
 
 class Worker:
-    def __init__(self, opts: WorkerOptions):
+    def __init__(self, opts: WorkerOptions, store: Store):
         self.opts = opts
-        self.store: Store = open_store(opts.home)  # type: ignore[assignment]
+        self.store = store
         self.id = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[int, Running] = {}
         self.stopping = False
@@ -81,11 +134,8 @@ class Worker:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
-        now = time.time()
-        self.store.execute("INSERT OR REPLACE INTO workers (id, pid, host, status, started_at, "
-                           "heartbeat_at, log_path) VALUES (?,?,?,?,?,?,?)",
-                           [self.id, os.getpid(), socket.gethostname(), "running", now, now,
-                            str(self.opts.home / LOG_FILE)])
+        queue.register_worker(self.store, self.id, os.getpid(), socket.gethostname(),
+                              str(self.opts.home / LOG_FILE))
         gpus = read_gpus()
         log(f"worker {self.id} started on {self.opts.home} "
             f"({len(gpus.gpus)} GPU(s)" + (f"; {gpus.reason}" if not gpus.gpus else "") + ")")
@@ -113,24 +163,29 @@ class Worker:
             self._signal(r, signal.SIGKILL)
         time.sleep(0.2)
         self._reap(requeue_on_exit=True)
-        self.store.execute("UPDATE workers SET status = 'stopped', heartbeat_at = ? WHERE id = ?",
-                           [time.time(), self.id])
+        queue.heartbeat(self.store, self.id, [])
+        queue.set_worker_status(self.store, self.id, "stopped")
         self._notifier.put(None)
         self._notify_thread.join(timeout=65)  # the last alerts still go out
         log(f"worker {self.id} stopped")
 
     def recover(self) -> None:
-        """Jobs left 'running' by a dead worker: adopt the live ones, re-queue the others."""
+        """Workers that died without stopping are marked gone; the jobs they left running are
+        adopted when their engine still runs, else re-queued (the engine resumes the run)."""
         self._last_recover = time.time()
-        live_workers = {w["id"] for w in self.store.query(
-            "SELECT * FROM workers WHERE status = 'running'") if self._alive(w)}
-        for job in self.store.query("SELECT * FROM jobs WHERE status = 'running'"):
-            if job["worker"] in live_workers or job["id"] in self.running:
+        live = set()
+        for w in queue.workers(self.store, status="running"):
+            if liveness(w, self.opts.stale_s) == "running" or w["id"] == self.id:
+                live.add(w["id"])
+            else:
+                queue.set_worker_status(self.store, w["id"], "gone")
+                log(f"worker {w['id']} is gone (its process no longer runs)")
+        for job in queue.running_jobs(self.store):
+            if job["worker"] in live or job["id"] in self.running:
                 continue
-            run_dir = self.store.get_run(job["run_id"])["run_dir"]
-            if queue.pid_alive(job["pid"]) and _is_engine_of(job["pid"], run_dir):
-                self.store.execute("UPDATE jobs SET worker = ?, heartbeat_at = ? WHERE id = ?",
-                                   [self.id, time.time(), job["id"]])
+            run_dir = str(self._run_dir(job["run_id"]))
+            if pid_alive(job["pid"]) and is_engine_of(job["pid"], run_dir):
+                queue.adopt_job(self.store, job["id"], self.id)
                 uuids = [u for u in (job["gpu_uuids"] or "").split(",") if u]
                 self.running[job["id"]] = Running({**job, "worker": self.id}, None,
                                                   job["pid"], uuids)
@@ -139,25 +194,14 @@ class Worker:
                 queue.requeue(self.store, job, "its worker died; re-queued to resume")
                 log(f"re-queued job {job['id']} (run {job['run_id']}): its process is gone")
 
-    def _alive(self, w: dict) -> bool:
-        """A worker is alive if it is us, or its pid lives (same host), or (another host) its
-        heartbeat is fresh."""
-        if w["id"] == self.id:
-            return True
-        if w["host"] == socket.gethostname():
-            return queue.pid_alive(w["pid"])
-        return w["heartbeat_at"] > time.time() - self.opts.stale_s
+    def _run_dir(self, run_id: str) -> Path:
+        return paths.run_dir(self.opts.home, run_id)
 
     # -- one tick ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        now = time.time()
-        self.store.execute("UPDATE workers SET heartbeat_at = ? WHERE id = ?", [now, self.id])
-        if self.running:
-            self.store.execute(
-                f"UPDATE jobs SET heartbeat_at = ? WHERE id IN "
-                f"({','.join('?' * len(self.running))})", [now, *self.running])
-        if now - self._last_recover > 10:  # another worker may have died meanwhile
+        queue.heartbeat(self.store, self.id, list(self.running))
+        if time.time() - self._last_recover > 10:  # another worker may have died meanwhile
             self.recover()
         report = read_gpus()
         self._sample(report)
@@ -182,13 +226,8 @@ class Worker:
             self._last_prune = time.time()
 
     def _cancels(self) -> None:
-        if not self.running:
-            return
-        flagged = {j["id"] for j in self.store.query(
-            f"SELECT id FROM jobs WHERE cancel_requested = 1 AND id IN "
-            f"({','.join('?' * len(self.running))})", list(self.running))}
         now = time.time()
-        for job_id in flagged:
+        for job_id in queue.cancel_requested(self.store, list(self.running)):
             r = self.running[job_id]
             r.job["cancel_requested"] = 1
             if r.term_sent_at is None:
@@ -207,7 +246,7 @@ class Worker:
 
     def _reap(self, requeue_on_exit: bool = False) -> None:
         for job_id, r in list(self.running.items()):
-            code = r.proc.poll() if r.proc else (None if queue.pid_alive(r.pid) else -1)
+            code = r.proc.poll() if r.proc else (None if pid_alive(r.pid) else -1)
             if code is None:
                 continue
             del self.running[job_id]
@@ -233,17 +272,11 @@ class Worker:
     def _stalls(self) -> None:
         limit = self.opts.stall_minutes * 60
         for r in self.running.values():
-            run_id = r.job["run_id"]
-            last = self.store.query(
-                "SELECT MAX(t) AS t FROM (SELECT MAX(time) AS t FROM metrics WHERE run_id = :r "
-                "UNION ALL SELECT MAX(MAX(started_at), COALESCE(MAX(ended_at), 0)) FROM stages "
-                "WHERE run_id = :r UNION ALL SELECT started_at FROM jobs WHERE id = :j)",
-                {"r": run_id, "j": r.job["id"]})[0]["t"] or 0
-            notified = self.store.query("SELECT stall_notified_at FROM jobs WHERE id = ?",
-                                        [r.job["id"]])[0]["stall_notified_at"]
+            run_id, job_id = r.job["run_id"], r.job["id"]
+            last = queue.last_activity(self.store, run_id, job_id)
+            notified = queue.stall_notified_at(self.store, job_id)
             if time.time() - last > limit and (notified is None or notified < last):
-                self.store.execute("UPDATE jobs SET stall_notified_at = ? WHERE id = ?",
-                                   [time.time(), r.job["id"]])
+                queue.mark_stall_notified(self.store, job_id)
                 minutes = (time.time() - last) / 60
                 self.alert("run.stalled", run_id, {"idle_minutes": round(minutes, 1)})
 
@@ -265,8 +298,7 @@ class Worker:
         return len(self._free_gpus(gpus, job["min_free_mem_gb"] * 1024)) >= need
 
     def _startable(self) -> bool:
-        return bool(self.store.query("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1")) \
-            and self.store.get_setting(queue.DRAIN_KEY) != "1"
+        return queue.has_queued(self.store) and not queue.drained(self.store)
 
     def _start_jobs(self, gpus: list[GpuInfo]) -> None:
         while not self.stopping:
@@ -279,17 +311,16 @@ class Worker:
             self._spawn(job, [g.uuid for g in chosen])
 
     def _spawn(self, job: dict, uuids: list[str]) -> None:
-        run = self.store.get_run(job["run_id"])
-        run_dir = Path(run["run_dir"])
-        logs = paths.logs_dir(run_dir)
-        logs.mkdir(parents=True, exist_ok=True)
+        run_dir = self._run_dir(job["run_id"])
+        log_path = paths.job_log(run_dir)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
                "CUDA_VISIBLE_DEVICES": ",".join(uuids), "CREAM_HOME": str(self.opts.home),
                "PYTHONUNBUFFERED": "1"}
         if not uuids and self.opts.cpu_slots > 1 and "OMP_NUM_THREADS" not in os.environ:
             # CPU jobs side by side share the cores instead of each taking all of them
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.opts.cpu_slots))
-        with open(logs / "job.log", "ab") as out:
+        with open(log_path, "ab") as out:
             out.write(f"\n== job {job['id']} attempt {job['attempts'] + 1} on {self.id} "
                       f"at {time.strftime('%Y-%m-%d %H:%M:%S')} GPUs: "
                       f"{','.join(uuids) or 'none (CPU)'} ==\n".encode())
@@ -297,8 +328,7 @@ class Worker:
             proc = subprocess.Popen([sys.executable, "-m", "cream_engine", "run", str(run_dir)],
                                     stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.store.execute("UPDATE jobs SET pid = ?, gpu_uuids = ? WHERE id = ?",
-                           [proc.pid, ",".join(uuids), job["id"]])
+        queue.job_started(self.store, job["id"], proc.pid, uuids)
         self.running[job["id"]] = Running(job, proc, proc.pid, uuids)
         log(f"started job {job['id']} (run {job['run_id']}, pid {proc.pid}, "
             f"GPUs {','.join(uuids) or 'CPU'})")
@@ -335,88 +365,36 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def _is_engine_of(pid: int, run_dir: str) -> bool:
-    """Is `pid` our engine running `run_dir` (and not an unrelated process reusing the pid)?"""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    return "cream_engine" in argv and run_dir in argv
-
-
 def log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-# -- the daemon ---------------------------------------------------------------------------
-
-
-def pid_file(home: Path) -> Path:
-    return home / PID_FILE
-
-
-def daemon_pid(home: Path) -> int | None:
-    """The pid of this home's running daemon, if any."""
-    try:
-        pid = int(pid_file(home).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if queue.pid_alive(pid) else None
-
-
-def start_daemon(home: Path, args: list[str]) -> int:
-    """Start `python -m cream_tui.worker` detached from the terminal (it survives the SSH
-    session); returns its pid. Its log is `<home>/worker.log`."""
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / LOG_FILE, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cream_tui.worker", "--home", str(home),
-                                 "--pid-file", *args], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 10
-    while time.time() < deadline and daemon_pid(home) != proc.pid:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the worker exited at once (code {proc.returncode}); "
-                               f"see {home / LOG_FILE}")
-        time.sleep(0.05)
-    return proc.pid
-
-
-def stop_daemon(home: Path, pid: int, timeout: float = 60.0) -> bool:
-    """SIGTERM to the daemon (it stops its jobs and queues them again); True once it is gone."""
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while daemon_pid(home) == pid and time.time() < deadline:
-        time.sleep(0.1)
-    return daemon_pid(home) != pid
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cream_tui.worker")
-    ap.add_argument("--home", default=None)
-    ap.add_argument("--notify", default=None)
-    ap.add_argument("--grace", type=float, default=10.0)
-    ap.add_argument("--stall-minutes", type=float, default=30.0)
-    ap.add_argument("--poll", type=float, default=1.0)
-    ap.add_argument("--max-jobs", type=int, default=0)
-    ap.add_argument("--cpu-slots", type=int, default=1)
-    ap.add_argument("--once", action="store_true")
-    ap.add_argument("--pid-file", action="store_true", help="write <home>/worker.pid")
-    a = ap.parse_args(argv)
-    home = paths.data_home(a.home)
-    opts = WorkerOptions(home=home, notify=a.notify, grace_s=a.grace, poll_s=a.poll,
-                         stall_minutes=a.stall_minutes, max_jobs=a.max_jobs, once=a.once,
-                         cpu_slots=max(1, a.cpu_slots))
-    if a.pid_file:
-        home.mkdir(parents=True, exist_ok=True)
-        tmp = pid_file(home).with_suffix(".tmp")
-        tmp.write_text(str(os.getpid()))
-        tmp.replace(pid_file(home))
+    """`python -m cream_engine.worker`: one worker in this process (what `cream worker run`
+    and the daemon run)."""
+    opts = WorkerOptions.from_args(argv)
+    home = opts.home
+    lock = take_lock(home)
+    if lock is None:
+        pid = daemon_pid(home)
+        log(f"cream: error: a worker already runs for {home}" + (f" (pid {pid})" if pid else "")
+            + "; not starting another")
+        return EXIT_USAGE
     try:
-        return Worker(opts).run()
+        write_atomic(home / PID_FILE, str(os.getpid()))
+        store = Store.open(home)
+        assert store is not None
+        return Worker(opts, store).run()
+    except CreamError as e:
+        log(f"cream: error: {e.line}")
+        return EXIT_USAGE
     finally:
-        if a.pid_file and daemon_pid(home) in (None, os.getpid()):
-            pid_file(home).unlink(missing_ok=True)
+        try:
+            if int((home / PID_FILE).read_text()) == os.getpid():
+                (home / PID_FILE).unlink()
+        except (OSError, ValueError):
+            pass
+        lock.close()
 
 
 if __name__ == "__main__":

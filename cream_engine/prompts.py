@@ -1,4 +1,4 @@
-"""Bundled prompt sets and the JSONL loaders that also read users' files.
+"""Prompts: the bundled set and users' JSONL files, and the per-iteration slices cut from them.
 
 A prompt file has one JSON object per line, either `{"prompt": "..."}` or a chat
 `{"messages": [{"role": "user", "content": "..."}, ...]}` (a trailing assistant turn, if any, is
@@ -11,17 +11,13 @@ Light layer: standard library only.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-from cream_engine.config import BUNDLED_PROMPTS, ConfigError, ExperimentConfig, read_text
-
-
-class DataError(ConfigError):
-    """A prompt or evaluation file that cannot be used: the message names the file (and line)."""
+from cream_engine.config import BUNDLED_PROMPTS, read_text
+from cream_engine.errors import DataError
+from cream_engine.paths import bundled_data
 
 
 @dataclass(frozen=True)
@@ -39,21 +35,17 @@ class Prompt:
         return {"prompt_id": self.id, "prompt": self.text, "messages": list(self.messages)}
 
 
-def bundled_path(name: str) -> Path:
-    """Path of a file shipped in `cream_engine/data/`."""
-    return Path(str(resources.files("cream_engine.data").joinpath(name)))
-
-
 def load_prompts(spec: str) -> list[Prompt]:
     """Load `bundled:prompts` or a user's JSONL file; raise `DataError` naming file and line."""
-    path = bundled_path("prompts.jsonl") if spec == BUNDLED_PROMPTS else Path(spec)
+    path = bundled_data("prompts.jsonl") if spec == BUNDLED_PROMPTS else Path(spec)
     if spec.startswith("bundled:") and spec != BUNDLED_PROMPTS:
         raise DataError(f"[data] prompts = {spec!r}: unknown bundled set (known: "
                         f"{BUNDLED_PROMPTS})")
     text = read_text(path, "prompt file", DataError)
     prompts: list[Prompt] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" (not splitlines(): U+2028 inside a JSON string is not a line break)
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         prompt = _parse_line(path, lineno, line)
@@ -114,38 +106,3 @@ def _seeded_order(prompts: list[Prompt], seed: int) -> list[Prompt]:
     order = list(prompts)
     random.Random(seed).shuffle(order)
     return order
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write JSONL atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def check_inputs(config: ExperimentConfig) -> list[Prompt]:
-    """Check what a config points at before anything is written: prompt file (readable,
-    UTF-8, non-empty, enough prompts for every slice), evaluation files, a local model folder.
-    Returns the prompts. Raises `DataError` with one line naming the field or file."""
-    prompts = load_prompts(config.data.prompts)
-    prompt_slices(prompts, config.run.iterations, config.data.prompts_per_iteration,
-                  config.run.seed)
-    if config.eval.enabled:
-        from cream_engine.evalsets import known_eval_set
-
-        for spec in config.data.eval_sets:
-            known_eval_set(spec)
-    model = config.run.model
-    if Path(model).is_absolute() and not Path(model).is_dir():
-        raise DataError(f"[run] model = {model!r}: no such folder")
-    return prompts

@@ -1,0 +1,85 @@
+"""Files that appear whole or not at all: every artifact, config snapshot, model folder, export
+and pid file is written beside its target and renamed over it, so a crash or a full disk at
+any moment leaves either the old file or the new one, never half of one.
+
+Light layer: standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+
+def _temp_beside(path: Path) -> Path:
+    # same folder, so the rename is atomic; the pid keeps two writers apart
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w", *, parents: bool = True) -> Iterator[IO]:
+    """An open file that replaces `path` once the block ends without an error (flushed to disk
+    first); on an error the temp file is removed and `path` is left as it was. `parents`:
+    create the folder if it is missing (off for a path a user typed)."""
+    path = Path(path)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    text = "b" not in mode
+    try:
+        with open(tmp, mode, **({"encoding": "utf-8", "newline": ""} if text else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: str | bytes, *, parents: bool = True) -> None:
+    """Write a whole file atomically."""
+    with atomic_file(path, "wb" if isinstance(data, bytes) else "w", parents=parents) as fh:
+        fh.write(data)
+
+
+def write_json(path: Path, value: object) -> None:
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """JSON Lines, one object per line, written atomically."""
+    with atomic_file(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON Lines file (lines end at "\\n" only: a U+2028 inside a string is
+    part of the string, as JSON allows)."""
+    with open(path, encoding="utf-8", newline="\n") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A temp folder beside `path` to fill; once the block ends without an error it replaces
+    `path` (an old folder there is removed first). On an error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
