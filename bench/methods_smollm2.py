@@ -21,10 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from cream_engine import paths
 from cream_engine.config import from_dict, to_toml
 from cream_engine.store import open_store
 
-STAGES = ("generate", "reward", "consistency", "pairs", "train")
+STAGES = tuple(s for s in paths.STAGES if s != "evaluate")
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """`python -m cream_engine`: what the CLI and the worker spawn, so heavy imports stay out of
-their processes.
+their processes (and out of this module until a command needs them).
 
-    python -m cream_engine run RUN_DIR                       run or resume a run (exit 0/1/2)
+    python -m cream_engine run RUN_DIR                       run or resume a run (exit 0/1/2/143)
     python -m cream_engine prepare-model SPEC [--home DIR]   build a bundled model folder once
 """
 
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from pathlib import Path
 
 from cream_engine import paths
+from cream_engine.errors import EXIT_CANCELLED, EXIT_OK, CreamError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,24 +31,32 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # library bars (GGUF dequantisation…): ours is rich
     home = paths.data_home(args.home)
 
-    if args.command == "run":
-        from pathlib import Path
-
+    if args.command == "run":  # run_experiment catches the run's errors itself
+        # torch and TRL take seconds to load; a cancel (SIGTERM, Ctrl-C) before the pipeline
+        # installs its own handlers ends the process quietly: nothing has started yet
+        signal.signal(signal.SIGTERM, _cancelled_while_loading)
+        signal.signal(signal.SIGINT, _cancelled_while_loading)
         from cream_engine.pipeline import run_experiment
 
         return run_experiment(Path(args.run_dir))
     if args.command == "prepare-model":
         from transformers.utils import logging as hf_logging
 
-        from cream_engine.models import ModelError, resolve_model
+        from cream_engine.models import resolve_model
 
         hf_logging.disable_progress_bar()
         try:
             print(resolve_model(args.spec, home))
-        except ModelError as e:
-            print(f"cream: error: {e}", file=sys.stderr)
-            return 2
-    return 0
+        except CreamError as e:
+            print(f"cream: error: {e.line}", file=sys.stderr)
+            return e.exit_code
+    return EXIT_OK
+
+
+def _cancelled_while_loading(signum: int, frame: object) -> None:
+    print(f"cream: cancelled ({signal.Signals(signum).name}) before the run started",
+          file=sys.stderr)
+    raise SystemExit(EXIT_CANCELLED)
 
 
 if __name__ == "__main__":

@@ -1,27 +1,31 @@
 """Everything a stage needs to know about its run: config, folders, store, device, models.
 
-Heavy layer (torch is imported inside the methods that need it).
+Heavy layer: torch, transformers.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers.utils import logging as hf_logging
+
 from cream_engine import paths
 from cream_engine.config import ExperimentConfig
-from cream_engine.data import Prompt, load_prompts, prompt_slices
+from cream_engine.errors import PipelineError
+from cream_engine.models import load_model, resolve_model
 from cream_engine.progress import StageProgress
+from cream_engine.prompts import Prompt, load_prompts, prompt_slices
 from cream_engine.runs import load_run_config
 from cream_engine.store import Store
 
-STAGE_SEEDS = {"generate": 1, "reward": 2, "pairs": 4, "train": 5}
-
-
-class PipelineError(RuntimeError):
-    """A run cannot go on (no pairs, an empty slice…): one line for the store and stderr."""
+# the seed of a stage is (run seed, iteration, this): `score` keeps the value 2 it had as
+# `reward`, so a run's numbers do not depend on the stage's name
+STAGE_SEEDS = {"generate": 1, "score": 2, "pairs": 4, "train": 5}
 
 
 @dataclass
@@ -36,12 +40,12 @@ class RunContext:
     _loaded: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, run_dir: Path, store: Store) -> "RunContext":
-        import torch
-        from transformers.utils import logging as hf_logging
-
+    def open(cls, run_dir: Path, store: Store) -> RunContext:
         hf_logging.disable_progress_bar()  # our own progress goes to stderr and the store
         run_dir = run_dir.absolute()
+        # a run written before the stages were renamed resumes with its files renamed
+        for renamed in paths.upgrade_run_folder(run_dir):
+            print(f"upgraded {renamed}", file=sys.stderr, flush=True)
         config = load_run_config(run_dir)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return cls(run_id=run_dir.name, run_dir=run_dir, home=run_dir.parent, config=config,
@@ -61,6 +65,10 @@ class RunContext:
     def iter_dir(self, t: int) -> Path:
         return paths.iter_dir(self.run_dir, t)
 
+    def artifact(self, t: int, stage: str) -> Path:
+        """What `stage` of iteration t writes (paths.ARTIFACTS)."""
+        return self.iter_dir(t) / paths.ARTIFACTS[stage]
+
     def seed(self, t: int, stage: str) -> int:
         """A distinct, reproducible seed per (run seed, iteration, stage)."""
         return self.config.run.seed * 1000 + t * 10 + STAGE_SEEDS.get(stage, 0)
@@ -75,17 +83,13 @@ class RunContext:
     def model_path(self, t: int) -> str:
         """M_t: the starting model for t = 0, else the checkpoint iteration t-1 wrote."""
         if t == 0:
-            from cream_engine.models import resolve_model
-
             return resolve_model(self.config.run.model, self.home)
-        return str(self.iter_dir(t - 1) / "model")
+        return str(self.artifact(t - 1, "train"))
 
     def load(self, path: str) -> tuple[Any, Any]:
         """(model, tokenizer) for a folder, keeping only the latest one in memory."""
         if path not in self._loaded:
             self.release()
-            from cream_engine.models import load_model
-
             self._loaded[path] = load_model(path, self.home, dtype=self.dtype,
                                             device=self.device,
                                             trust_remote_code=self.config.run.trust_remote_code)
@@ -94,13 +98,8 @@ class RunContext:
     def release(self) -> None:
         self._loaded.clear()
         gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def progress(self, t: int, stage: str, total: int, label: str | None = None, *,
                  offset: int = 0, overall: int | None = None) -> StageProgress:

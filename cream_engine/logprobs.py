@@ -7,8 +7,11 @@ implicit reward (ALGORITHMS.md: r(x, y) = log π_t(y|x) − log π_ref(y|x)) and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+
+import torch
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,6 @@ def encoded_logprobs(model: Any, tokenizer: Any, encoded: list[tuple[list[int], 
                      batch_size: int = 8, device: str = "cpu",
                      progress: Callable[[int], None] | None = None) -> list[SeqLogProb]:
     """Σ log π of the tokens after `start` in each (token ids, start), in input order."""
-    import torch
-
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     results: list[SeqLogProb | None] = [None] * len(encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

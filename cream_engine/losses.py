@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import torch
+import torch.nn.functional as F
+
 
 def log_ratio_margin(policy_chosen: Any, policy_rejected: Any, ref_chosen: Any,
                      ref_rejected: Any) -> Any:
-    """h: the chosen response's log-ratio minus the rejected one's (sums over tokens)."""
+    """h: the chosen response's log-ratio minus the rejected one's (sums over tokens). Pure
+    arithmetic: tensors in the training step, floats where a margin is measured."""
     return (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
 
 
@@ -24,8 +28,6 @@ def cream_loss(h: Any, beta: float, c: Any) -> Any:
     C = 1 is plain DPO (TRL's sigmoid loss); C = ½ has zero gradient at h = 0, so a pair whose
     ranking is a coin flip teaches nothing. C is not clipped (below ½ the reversed pair wins).
     """
-    import torch.nn.functional as F
-
     return -c * F.logsigmoid(beta * h) - (1.0 - c) * F.logsigmoid(-beta * h)
 
 
@@ -38,8 +40,6 @@ EPS = 1e-6  # probabilities are clamped to [EPS, 1 − EPS] before any log: no N
 
 def implicit_preference(h: Any, beta: float) -> Any:
     """P_I(y1 ≻ y2) = σ(β·h), h the log-ratio margin of y1 over y2."""
-    import torch
-
     return torch.sigmoid(beta * h)
 
 
@@ -71,8 +71,6 @@ def scir_selection(p_i: Any, p_g: Any, margin: float) -> tuple[Any, Any]:
     the same response with probability above ½ + margin (strictly); that response is chosen:
     sign = +1 for y1, −1 for y2 (meaningless where not selected). With margin = 0 the fraction
     selected is the agreement rate of the two RMs."""
-    import torch
-
     hi, lo = 0.5 + margin, 0.5 - margin
     first = (p_i > hi) & (p_g > hi)
     second = (p_i < lo) & (p_g < lo)
@@ -97,9 +95,6 @@ def scir_loss(h: Any, beta: float, p_g: Any, *, alpha: float, lambda_h: float,
 
     The selection is recomputed every step (no gradient through it). With nothing selected
     the DPO term is a zero that stays in the graph."""
-    import torch
-    import torch.nn.functional as F
-
     h = h.float()
     p_i = implicit_preference(h, beta)
     with torch.no_grad():

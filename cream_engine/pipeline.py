@@ -2,7 +2,7 @@
 
     for t in 0..T-1:
         generate     N samples per prompt of this iteration's slice, from M_t
-        reward       the method's internal reward models score them (judge / log-probs)
+        score        the method's internal reward models score them (judge / log-probs)
         consistency  Kendall's τ between M_t's and M_{t-1}'s rankings, C = (τ + 1)/2
         pairs        best vs worst per prompt, weighted by the method (SCIR: unlabeled)
         train        DPO from M_t (reference = M_t), CREAM's soft labels or SCIR's
@@ -10,96 +10,68 @@
         evaluate     M_{t+1} on the evaluation sets, and its win rate over M_t
                      (iteration 0 first evaluates M0 itself: the `baseline` stage)
 
-Every stage writes its artifact under `iter-<t>/` atomically, then marks itself done in the
-store. A restarted run skips the stages that are done (and whose artifact is there) and starts
-the unfinished one again from scratch; a restarted training stage replaces its metrics.
+Every stage writes its artifact (`paths.ARTIFACTS`) under `iter-<t>/` atomically, then marks
+itself done in the store. A restarted run skips the stages that are done (and whose artifact is
+there) and starts the unfinished one again from scratch; a restarted training stage replaces
+its metrics.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
-import shutil
+import os
 import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any
 
-from cream_engine.context import PipelineError, RunContext
-from cream_engine.data import read_jsonl
-from cream_engine.stages import consistency, evaluate, generate, pairs, reward
+from cream_engine import paths
+from cream_engine.context import RunContext
+from cream_engine.errors import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    CreamError,
+    UsageError,
+    internal_error,
+)
+from cream_engine.stages import consistency, evaluate, generate, pairs, score, train
+from cream_engine.store import Store, open_store
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 143
+Stage = Callable[[RunContext, int], dict]
+
+# the stages of one iteration, in the order of paths.STAGES (a test holds them equal)
+STAGES: dict[str, Stage] = {
+    "generate": generate.run,
+    "score": score.run,
+    "consistency": consistency.run,
+    "pairs": pairs.run,
+    "train": train.run,
+    "evaluate": evaluate.run,
+}
 
 
 class Cancelled(BaseException):
     """SIGTERM (a cancel from the queue) or Ctrl-C: stop now, keep what is finished."""
 
 
-def train(ctx: RunContext, t: int) -> dict:
-    """Stage 5: DPO from M_t on this iteration's pairs; the checkpoint becomes M_{t+1}.
-    SCIR trains its unlabeled pairs with its own step, and measures the agreement of its two
-    reward models on the pairs before (M_t) and after (M_{t+1}) training."""
-    from cream_engine.methods import get_method
-    from cream_engine.stages.train import train_dpo
-
-    rows = read_jsonl(ctx.iter_dir(t) / pairs.ARTIFACT)
-    scir = ctx.config.scir if get_method(ctx.config.run.method).pairwise_judge else None
-    if scir is not None:
-        from cream_engine.methods.scir import measure_agreement
-
-        before = measure_agreement(ctx, t, rows, ctx.model_path(t), trained=False)
-    ctx.release()  # the trainer loads its own copy of M_t
-    with ctx.progress(t, "train", 1, "train") as bar:
-        def on_progress(step: int, total: int) -> None:
-            bar.set_total(total)
-            bar.advance(step - bar.done)
-
-        def on_metrics(step: int, values: dict[str, float]) -> None:
-            ctx.store.log_metrics(ctx.run_id, t, "train", step, values)
-
-        work_dir = ctx.iter_dir(t) / ".trainer"  # TRL's scratch space; gone once trained
-        summary = train_dpo(policy_path=ctx.model_path(t), pairs=rows,
-                            out_dir=ctx.iter_dir(t) / "model", train=ctx.config.train,
-                            seed=ctx.seed(t, "train"), device=ctx.device,
-                            on_metrics=on_metrics, on_progress=on_progress, work_dir=work_dir,
-                            scir=scir)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    if scir is not None:
-        after = measure_agreement(ctx, t, rows, str(ctx.iter_dir(t) / "model"), trained=True)
-        ctx.release()
-        # step 0 = before the first optimizer step, the last step = after training
-        ctx.store.log_metrics(ctx.run_id, t, "train", 0, {"scir/agreement_before": before})
-        ctx.store.log_metrics(ctx.run_id, t, "train", summary["steps"],
-                              {"scir/agreement_after": after})
-        summary.update(scir_agreement_before=before, scir_agreement_after=after)
-    return summary
+# -- one iteration -------------------------------------------------------------------------
 
 
-# (stage name, function, the artifact whose presence proves the stage finished)
-STAGES: list[tuple[str, Callable[[RunContext, int], dict], str]] = [
-    ("generate", generate.run, generate.ARTIFACT),
-    ("reward", reward.run, reward.ARTIFACT),
-    ("consistency", consistency.run, consistency.ARTIFACT),
-    ("pairs", pairs.run, pairs.ARTIFACT),
-    ("train", train, "model"),
-    ("evaluate", evaluate.run, evaluate.ARTIFACT),
-]
-BASELINE = ("baseline", evaluate.baseline, evaluate.BASELINE_ARTIFACT)
-
-
-def stages_of(ctx: RunContext, t: int) -> list[tuple[str, Callable[[RunContext, int], dict], str]]:
+def stages_of(ctx: RunContext, t: int) -> list[tuple[str, Stage]]:
     """The stages of iteration t: evaluation only when enabled, M0's baseline first in t = 0."""
     if not ctx.config.eval.enabled:
-        return [s for s in STAGES if s[0] != "evaluate"]
-    return ([BASELINE] if t == 0 else []) + STAGES
+        return [(name, fn) for name, fn in STAGES.items() if name != "evaluate"]
+    return ([(paths.BASELINE, evaluate.baseline)] if t == 0 else []) + list(STAGES.items())
 
 
-def run_stage(ctx: RunContext, t: int, name: str, fn: Callable[[RunContext, int], dict],
-              artifact: str) -> None:
+def run_stage(ctx: RunContext, t: int, name: str, fn: Stage) -> None:
     done = ctx.store.stage_status(ctx.run_id, t, name) == "done"
-    if done and (ctx.iter_dir(t) / artifact).exists():
+    if done and ctx.artifact(t, name).exists():
         return
     ctx.store.start_stage(ctx.run_id, t, name)
     started = time.time()
@@ -127,8 +99,8 @@ def run_iteration(ctx: RunContext, t: int) -> None:
     ctx.store.upsert_iteration(ctx.run_id, t, status="running", started_at=time.time(),
                                n_prompts=len(ctx.prompts(t)))
     try:
-        for name, fn, artifact in stages_of(ctx, t):
-            run_stage(ctx, t, name, fn, artifact)
+        for name, fn in stages_of(ctx, t):
+            run_stage(ctx, t, name, fn)
     except BaseException as e:  # the iteration says how it ended; a resume sets it running
         status = "cancelled" if isinstance(e, Cancelled) else "failed"
         ctx.store.upsert_iteration(ctx.run_id, t, status=status, ended_at=time.time())
@@ -139,23 +111,22 @@ def run_iteration(ctx: RunContext, t: int) -> None:
                                         for k, s in stages.items()})
 
 
+# -- the run: the one place the engine's errors are caught ---------------------------------
+
+
 def run_experiment(run_dir: Path) -> int:
-    """Run (or resume) every iteration of a run; the run's status and a one-line reason end up
-    in the store, and the reason on stderr. Returns the process exit code."""
-    from cream_engine.store import open_store
+    """Run (or resume) every iteration of a run; returns the process exit code.
 
+    1. Refused at the door (not a run, already running): `cream: error: …`, exit 2.
+    2. A `CreamError` (a model that does not load, a NaN loss…): the run fails with its one
+       line, in the store and on stderr; exit 1. Finished stages are kept for a retry.
+    3. Anything else is a bug: the same one line, and the traceback in the run's job log."""
     run_dir = run_dir.absolute()
-    store = open_store(run_dir.parent)
-    if store.get_run(run_dir.name) is None:
-        print(f"cream: error: {run_dir}: not a run of the store at {run_dir.parent}",
-              file=sys.stderr)
-        return 2
-
-    lock = _lock_run(run_dir)
-    if lock is None:
-        print(f"cream: error: run {run_dir.name} is already running in another process",
-              file=sys.stderr)
-        return 2
+    try:
+        store, _lock = _open_run(run_dir)  # the lock is held until this process ends
+    except CreamError as e:
+        print(f"cream: error: {e.line}", file=sys.stderr)
+        return e.exit_code
 
     def on_signal(signum: int, frame: Any) -> None:
         raise Cancelled(signal.Signals(signum).name)
@@ -174,13 +145,14 @@ def run_experiment(run_dir: Path) -> int:
         store.add_event("run.cancelled", f"run {run_id} cancelled", run_id=run_id)
         print(f"cream: run {run_id} cancelled; finished stages are kept", file=sys.stderr)
         return EXIT_CANCELLED
-    except Exception as e:  # every failure ends as one line in the store and on stderr
-        reason = failure_reason(e)
-        if not isinstance(e, known_errors()):
-            traceback.print_exc(file=sys.stderr)
+    except Exception as e:
+        if isinstance(e, CreamError):
+            reason, tail = e.line, ""
+        else:  # a bug
+            reason, tail = internal_error(e), f"; traceback in {log_traceback(run_dir)}"
         store.set_run_status(run_id, "failed", error=reason)
         store.add_event("run.failed", reason, run_id=run_id)
-        print(f"cream: error: run {run_id} failed: {reason}", file=sys.stderr)
+        print(f"cream: error: run {run_id} failed: {reason}{tail}", file=sys.stderr)
         return EXIT_FAILED
     store.set_run_status(run_id, "done")
     store.add_event("run.done", f"run {run_id} finished", run_id=run_id)
@@ -188,34 +160,37 @@ def run_experiment(run_dir: Path) -> int:
     return EXIT_OK
 
 
-def _lock_run(run_dir: Path) -> Any:
-    """An exclusive lock on the run held for the life of this process (the OS drops it when
-    the process dies, even by SIGKILL): two engines never run the same run at once."""
-    import fcntl
-
+def _open_run(run_dir: Path) -> tuple[Store, IO]:
+    """The store of the run's home, and an exclusive lock on the run held for the life of this
+    process (the OS drops it when the process dies, even by SIGKILL): two engines never run
+    the same run at once."""
+    store = open_store(run_dir.parent)
+    if store.get_run(run_dir.name) is None:
+        raise UsageError(f"{run_dir}: not a run of the store at {run_dir.parent}")
     handle = open(run_dir / ".lock", "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        return None
-    return handle
+        raise UsageError(f"run {run_dir.name} is already running in another process") from None
+    return store, handle
 
 
-def known_errors() -> tuple[type[BaseException], ...]:
-    from cream_engine.backends import BackendError
-    from cream_engine.config import ConfigError
-    from cream_engine.judges.pairwise import PairwiseJudgeError
-    from cream_engine.models import ModelError
-    from cream_engine.stages.reward import JudgeError
-    from cream_engine.stages.train import TrainingError
-
-    return (ConfigError, ModelError, BackendError, JudgeError, PairwiseJudgeError,
-            TrainingError, PipelineError)
-
-
-def failure_reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    if isinstance(e, known_errors()):
-        return text or type(e).__name__
-    return f"internal error: {type(e).__name__}: {text}" if text else type(e).__name__
+def log_traceback(run_dir: Path) -> Path:
+    """Write the exception being handled, with its traceback, to the run's job log, once:
+    under the worker stderr already is that file; in the foreground (`cream run`) stderr is the
+    user's terminal, which gets one line, so the traceback goes to the file only."""
+    log = paths.job_log(run_dir)
+    text = traceback.format_exc()
+    try:
+        same = os.path.samestat(os.fstat(2), log.stat())
+    except OSError:  # no log yet, or no stderr
+        same = False
+    if same:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} run {run_dir.name}:\n{text}")
+    return log

@@ -6,6 +6,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
 from cream_engine.store import Store
 
 STORE_EVERY_S = 1.0
@@ -24,11 +34,7 @@ class StageProgress:
         self._last_store = 0.0
         self._bar: Any = None
 
-    def __enter__(self) -> "StageProgress":
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
+    def __enter__(self) -> StageProgress:
         self._bar = Progress(TextColumn(f"iter {self.iteration} {self.label:<12}"), BarColumn(),
                              MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                              TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

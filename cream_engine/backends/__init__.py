@@ -1,53 +1,23 @@
-"""Generation backends behind one protocol: `hf` (transformers) and `vllm` (when installed).
+"""Generation backends behind one protocol (`backends/base.py`): `hf` (transformers) and
+`vllm` (when installed).
 
 A backend generates N samples per conversation with the model's chat template, and gives the
 log-probabilities of chosen next tokens after a rendered text (the judge's "Score:" digits).
-Results are always in input order. vLLM types never leave `backends/vllm.py`.
+Results are always in input order. vLLM types never leave `backends/vllm.py`, which is imported
+only when asked for (vLLM is optional).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Callable, Protocol
+from typing import Any
 
-Progress = Callable[[int], None]  # called with the number of conversations just finished
+from cream_engine.backends.base import ChatRendering, GenerationBackend, Progress
+from cream_engine.backends.hf import HFBackend
+from cream_engine.errors import BackendError
 
-
-class BackendError(RuntimeError):
-    """A backend that cannot be used here: one line saying what to install or change."""
-
-
-class GenerationBackend(Protocol):
-    name: str
-    tokenizer: Any
-
-    def render(self, conversation: list[dict]) -> str:
-        """The conversation as the model sees it, ending with the assistant's turn opening."""
-        ...
-
-    def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
-                 top_p: float, max_new_tokens: int, seed: int,
-                 progress: Progress | None = None) -> list[list[str]]:
-        """`n` sampled responses for each conversation (temperature 0 = greedy, n = 1)."""
-        ...
-
-    def next_token_logprobs(self, texts: list[str], token_ids: list[int],
-                            progress: Progress | None = None) -> list[list[float]]:
-        """log p(token | text) for each of `token_ids`, after each rendered `text`."""
-        ...
-
-    def close(self) -> None:
-        ...
-
-
-class ChatRendering:
-    """What both backends share: the chat template, rendered by the model's tokenizer."""
-
-    tokenizer: Any
-
-    def render(self, conversation: list[dict]) -> str:
-        return self.tokenizer.apply_chat_template(conversation, tokenize=False,
-                                                  add_generation_prompt=True)
+__all__ = ["BackendError", "ChatRendering", "GenerationBackend", "Progress", "choose_backend",
+           "open_backend", "vllm_installed"]
 
 
 def vllm_installed() -> bool:
@@ -73,6 +43,4 @@ def open_backend(kind: str, *, model_path: str, model: Any = None, tokenizer: An
         from cream_engine.backends.vllm import VLLMBackend
 
         return VLLMBackend(model_path, dtype=dtype, seed=seed)
-    from cream_engine.backends.hf import HFBackend
-
     return HFBackend(model, tokenizer, device=device, batch_size=batch_size)

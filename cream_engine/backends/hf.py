@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cream_engine.backends import ChatRendering, Progress
+import torch
+
+from cream_engine.backends.base import ChatRendering, Progress
 
 
 class HFBackend(ChatRendering):
@@ -29,8 +31,6 @@ class HFBackend(ChatRendering):
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
                  top_p: float, max_new_tokens: int, seed: int,
                  progress: Progress | None = None) -> list[list[str]]:
-        import torch
-
         texts = [self.render(c) for c in conversations]
         sample = temperature > 0
         out: list[list[str]] = []
@@ -58,8 +58,6 @@ class HFBackend(ChatRendering):
 
     def next_token_logprobs(self, texts: list[str], token_ids: list[int],
                             progress: Progress | None = None) -> list[list[float]]:
-        import torch
-
         out: list[list[float]] = []
         ids = torch.tensor(token_ids, device=self.device)
         for start in range(0, len(texts), self.batch_size):

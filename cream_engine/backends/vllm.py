@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cream_engine.backends import BackendError, ChatRendering, Progress
+try:
+    import vllm
+except ImportError:  # optional (`cream[vllm]`): the backend says what to install
+    vllm = None
+
+from cream_engine.backends.base import ChatRendering, Progress
+from cream_engine.errors import BackendError
 
 TOP_LOGPROBS = 20  # vLLM returns the top-k; a digit outside them counts as -inf
 
@@ -19,12 +25,8 @@ class VLLMBackend(ChatRendering):
 
     def __init__(self, model_path: str, *, dtype: str, seed: int,
                  gpu_memory_utilization: float = 0.85):
-        try:
-            import vllm
-        except ImportError:
-            raise BackendError("the vllm backend needs vLLM: pip install 'cream[vllm]'") \
-                from None
-        self._vllm = vllm
+        if vllm is None:
+            raise BackendError("the vllm backend needs vLLM: pip install 'cream[vllm]'")
         self.llm = vllm.LLM(model=model_path, dtype={"float32": "float32"}.get(dtype, "auto"),
                             seed=seed, gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
@@ -32,7 +34,7 @@ class VLLMBackend(ChatRendering):
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
                  top_p: float, max_new_tokens: int, seed: int,
                  progress: Progress | None = None) -> list[list[str]]:
-        params = self._vllm.SamplingParams(
+        params = vllm.SamplingParams(
             n=n if temperature > 0 else 1, temperature=temperature,
             top_p=top_p if temperature > 0 else 1.0, max_tokens=max_new_tokens, seed=seed)
         outputs = self.llm.generate([self.render(c) for c in conversations], params,
@@ -47,7 +49,7 @@ class VLLMBackend(ChatRendering):
 
     def next_token_logprobs(self, texts: list[str], token_ids: list[int],
                             progress: Progress | None = None) -> list[list[float]]:
-        params = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1,
+        params = vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1,
                                            logprobs=TOP_LOGPROBS)
         outputs = self.llm.generate(texts, params, use_tqdm=False)
         if progress:

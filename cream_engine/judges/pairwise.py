@@ -10,14 +10,18 @@ orders to cancel position bias (ALGORITHMS.md):
 Swapping y1 and y2 swaps the two orders and each p(·) for its complement, so
 P_G(y2 ≻ y1) = 1 − P_G(y1 ≻ y2) holds by construction.
 
-The same functions serve the training step (with gradients, `stages/train.py`) and the
-no-grad agreement measurement (`methods/scir.py`). Heavy layer: torch inside the functions.
+The same functions serve the training step (with gradients, `trainer.py`) and the
+no-grad agreement measurement (`stages/train.py`). Heavy layer: torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import torch
+
+from cream_engine.errors import PairwiseJudgeError
 
 VERDICTS = ("A", "B")
 
@@ -35,10 +39,6 @@ PAIRWISE = """Compare two replies by an assistant to the same user request.
 Which reply serves the request better: more relevant, correct, complete and helpful? \
 Judge the content, not the order in which the replies appear or their length. \
 Answer with a single letter, A or B."""
-
-
-class PairwiseJudgeError(RuntimeError):
-    """The pairwise judge cannot be read for this tokenizer: one line."""
 
 
 def pairwise_messages(instruction: str, first: str, second: str) -> list[dict]:
@@ -118,8 +118,6 @@ def collate_judge(sequences: list[list[int]], pad_token_id: int) -> dict[str, An
     """Right-padded ids, attention mask, and the index of each sequence's last token (the
     verdict is read from the logits there). Right padding leaves the real tokens' positions
     and attention exactly as without padding."""
-    import torch
-
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
@@ -134,8 +132,6 @@ def verdict_logits(model: Any, input_ids: Any, attention_mask: Any, last: Any,
                    verdict_ids: tuple[int, int]) -> Any:
     """(N, 2) float32 logits of ("A", "B") at each sequence's last position. Differentiable:
     called inside the training step it carries gradients into the policy."""
-    import torch
-
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
     try:
         # only the verdict positions go through the LM head (not the (N, L, vocab) logits)
@@ -149,8 +145,6 @@ def verdict_logits(model: Any, input_ids: Any, attention_mask: Any, last: Any,
 def pairwise_probability(logits_12: Any, logits_21: Any) -> Any:
     """P_G(y1 ≻ y2) per pair from the verdict logits of both orders, each (B, 2) as (A, B):
     ½[p(A | y1 first) + p(B | y2 first)], each p normalised over {A, B}."""
-    import torch
-
     p_a_y1_first = torch.sigmoid(logits_12[:, 0] - logits_12[:, 1])
     p_b_y2_first = torch.sigmoid(logits_21[:, 1] - logits_21[:, 0])
     return 0.5 * (p_a_y1_first + p_b_y2_first)
@@ -161,8 +155,6 @@ def judge_probabilities(model: Any, tokenizer: Any, pairs: list[tuple[str, str, 
                         device: str = "cpu", progress: Callable[[int], None] | None = None
                         ) -> list[float]:
     """P_G(y1 ≻ y2) for every (request, y1, y2), no gradients, in input order."""
-    import torch
-
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: list[float] = []
     model.eval()

@@ -9,7 +9,7 @@ Two scoring modes (`[judge] score_mode`):
   judge's confidence. Small models (our 135M demo) rarely write a parsable score; this mode
   always gives one.
 
-Pure text and number handling only; the model calls live in `stages/reward.py`.
+Pure text and number handling only; the model calls live in `stages/score.py`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ C is not clipped. In the first iteration there is no previous model, hence no C:
 
 from __future__ import annotations
 
-from cream_engine.methods import Method
+from cream_engine.methods.base import Method
 
 
 def pair_weight(c_j: float | None, c_mean: float | None, mode: str) -> float:

@@ -8,14 +8,17 @@ continuous log-probability sums (a real tie needs two identical responses, which
 then order the same way), and because it keeps C_j = (τ_j + 1)/2 on the paper's grid
 (steps of 0.1 for N = 5). Prompts with a missing reward are left out.
 
-Pure Python (light layer): the stage reads scores.jsonl and writes rewards.jsonl.
+Pure Python: the stage reads the score stage's scores.jsonl and writes consistency.jsonl.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
+
+from cream_engine.files import read_jsonl, write_jsonl
 
 
 def ordinal_ranks(values: Sequence[float]) -> list[int]:
@@ -69,11 +72,9 @@ def summarize(values: list[float | None]) -> dict[str, float | None]:
 
 # -- the stage -----------------------------------------------------------------------------
 
-ARTIFACT = "rewards.jsonl"
-
 
 def implicit_rewards(rec: dict, t: int) -> tuple[list[float], list[float] | None]:
-    """(r_t, r_{t-1}) for one prompt's responses, from the reward stage's log-probabilities.
+    """(r_t, r_{t-1}) for one prompt's responses, from the score stage's log-probabilities.
 
     r_t = log π_t − log π_0. For t = 0 the policy *is* M_0, so (no reference exists) the
     length-normalised log-likelihood log π_0 / |y| stands in, and there is no previous model.
@@ -89,10 +90,8 @@ def implicit_rewards(rec: dict, t: int) -> tuple[list[float], list[float] | None
     return current, [p - r for p, r in zip(lp["previous"], lp["reference"])]
 
 
-def run(ctx: object, t: int) -> dict:
-    from cream_engine.data import read_jsonl, write_jsonl
-
-    scores = read_jsonl(ctx.iter_dir(t) / "scores.jsonl")  # type: ignore[attr-defined]
+def run(ctx: Any, t: int) -> dict:
+    scores = read_jsonl(ctx.artifact(t, "score"))
     rows, taus, cs = [], [], []
     for rec in scores:
         current, previous = implicit_rewards(rec, t)
@@ -108,9 +107,9 @@ def run(ctx: object, t: int) -> dict:
             row["judge_unparsable"] = sum(1 for s in rec["judge"]["scores"] for x in s
                                           if x is None)
         rows.append(row)
-    write_jsonl(ctx.iter_dir(t) / ARTIFACT, rows)  # type: ignore[attr-defined]
+    write_jsonl(ctx.artifact(t, "consistency"), rows)
     tau_s, c_s = summarize(taus), summarize(cs)
-    ctx.store.upsert_iteration(ctx.run_id, t, mean_tau=tau_s["mean"],  # type: ignore
+    ctx.store.upsert_iteration(ctx.run_id, t, mean_tau=tau_s["mean"],
                                mean_consistency=c_s["mean"], std_consistency=c_s["std"])
     return {"mean_tau": tau_s["mean"], "mean_consistency": c_s["mean"],
             "std_consistency": c_s["std"], "prompts_with_tau": tau_s["count"]}

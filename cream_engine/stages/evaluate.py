@@ -24,31 +24,53 @@ text, so a crash loses at most the part that was running.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from cream_engine.data import held_out_prompts, load_prompts, read_jsonl, write_jsonl
-from cream_engine.evalsets import (EvalItem, EvalSet, extract_answer, load_eval_set,
-                                   loglik_context, numbers_equal, prompt_for)
-from cream_engine.judges.pairwise import PairwiseJudgeError
+import torch
+
+from cream_engine import paths
+from cream_engine.backends import open_backend
+from cream_engine.errors import JudgeError, PairwiseJudgeError, PipelineError
+from cream_engine.evalsets import (
+    EvalItem,
+    EvalSet,
+    extract_answer,
+    load_eval_set,
+    loglik_context,
+    numbers_equal,
+    prompt_for,
+)
+from cream_engine.files import read_jsonl, write_json, write_jsonl
+from cream_engine.judges.pairwise import (
+    collate_judge,
+    encode_judge_prompt,
+    judge_max_length,
+    verdict_logits,
+    verdict_tokens,
+)
+from cream_engine.judges.pointwise import expected_score, judge_messages
+from cream_engine.logprobs import encoded_logprobs
+from cream_engine.models import resolve_model
+from cream_engine.prompts import held_out_prompts, load_prompts
 from cream_engine.stages.generate import open_policy_backend
-from cream_engine.stages.reward import JudgeError
+from cream_engine.stages.score import digit_tokens
 
 JUDGE_ERRORS = (JudgeError, PairwiseJudgeError)
-ARTIFACT = "eval.json"
-BASELINE_ARTIFACT = "baseline.json"
 
 
 def run(ctx: Any, t: int) -> dict:
     """Evaluate M_{t+1}, the model iteration t trained."""
-    return evaluate_model(ctx, t, "evaluate", t + 1, ctx.iter_dir(t) / ARTIFACT)
+    return evaluate_model(ctx, t, "evaluate", t + 1, ctx.artifact(t, "evaluate"))
 
 
 def baseline(ctx: Any, t: int) -> dict:
     """Evaluate M0, once per run, before the first iteration."""
-    return evaluate_model(ctx, t, "baseline", 0, ctx.iter_dir(0) / BASELINE_ARTIFACT)
+    return evaluate_model(ctx, t, paths.BASELINE, 0, ctx.artifact(0, paths.BASELINE))
 
 
 def details_dir(ctx: Any, k: int) -> Path:
@@ -116,10 +138,7 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
     if notes:
         info["notes"] = notes
     info["seconds_by_part"] = parts.seconds
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    tmp = artifact.with_name(f".{artifact.name}.tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(artifact)
+    write_json(artifact, info)
     ctx.store.log_metrics(ctx.run_id, t, stage, k, metric_values(info))
     return info
 
@@ -129,8 +148,6 @@ class Parts:
     stage's progress), while each part has its own bar on stderr."""
 
     def __init__(self, ctx: Any, t: int, stage: str, total: int):
-        import time
-
         self.ctx, self.t, self.stage, self.total, self.done = ctx, t, stage, total, 0
         self._clock, self._last = time.perf_counter, time.perf_counter()
         self.seconds: dict[str, float] = {}  # wall time per kind of part
@@ -163,8 +180,6 @@ def plan(cfg: Any, sets: list[EvalSet], held: list[Any], k: int) -> int:
 
 def load_sets(specs: tuple[str, ...], limit: int) -> list[EvalSet]:
     """The evaluation sets, each named uniquely (two files with one stem get -2, -3…)."""
-    import dataclasses
-
     sets, seen = [], set()
     for spec in specs:
         s = load_eval_set(spec, limit)
@@ -190,8 +205,6 @@ def judge_path(ctx: Any) -> str:
     judge = ctx.config.eval.judge
     if judge == "initial":
         return ctx.model_path(0)
-    from cream_engine.models import resolve_model
-
     return resolve_model(judge, ctx.home)
 
 
@@ -229,7 +242,7 @@ def held_replies(parts: Parts, backend: Any, held: list[Any], path: Path) -> lis
 
     rows = cached(path, compute)
     if [r["prompt_id"] for r in rows] != [p.id for p in held]:
-        raise RuntimeError(f"{path}: held-out prompts differ from the run's; delete the file")
+        raise PipelineError(f"{path}: held-out prompts differ from the run's; delete the file")
     return [r["reply"] for r in rows]
 
 
@@ -266,8 +279,6 @@ def score_generative(items: tuple[EvalItem, ...], rows: list[dict]) -> dict:
 
 def option_logliks(parts: Parts, model: Any, tokenizer: Any, s: EvalSet) -> list[dict]:
     """Σ log p of each option as the continuation of the item's context, per item."""
-    from cream_engine.logprobs import encoded_logprobs
-
     limit = 1024
     encoded, owners = [], []
     for n, item in enumerate(s.items):
@@ -306,10 +317,6 @@ def _argmax(values: list[float]) -> int:
 def judge_score(parts: Parts, model: Any, tokenizer: Any, held: list[Any],
                 replies: list[str], path: Path) -> float | None:
     """The fixed judge's mean pointwise score (0-5, expected mode) of the replies."""
-    from cream_engine.backends import open_backend
-    from cream_engine.judges.pointwise import expected_score, judge_messages
-    from cream_engine.stages.reward import digit_tokens
-
     def compute() -> list[dict]:
         ctx = parts.ctx
         backend = open_backend("hf", model_path="", model=model, tokenizer=tokenizer,
@@ -360,11 +367,6 @@ def outcome(new: str, old: str, p_new_first: float, p_new_second: float) -> str:
 def order_probabilities(parts: Parts, model: Any, tokenizer: Any,
                         triples: list[tuple[str, str, str]]) -> list[tuple[float, float]]:
     """Per (request, new, old): p(new better) with new shown as A, and with new shown as B."""
-    import torch
-
-    from cream_engine.judges.pairwise import (collate_judge, encode_judge_prompt,
-                                              judge_max_length, verdict_logits, verdict_tokens)
-
     ctx = parts.ctx
     verdicts = verdict_tokens(tokenizer)
     max_length = judge_max_length(ctx.config.train.max_length)

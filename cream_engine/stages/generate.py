@@ -8,9 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from cream_engine.backends import choose_backend, open_backend, vllm_installed
-from cream_engine.data import write_jsonl
-
-ARTIFACT = "responses.jsonl"
+from cream_engine.files import write_jsonl
 
 
 def open_policy_backend(ctx: Any, t: int) -> Any:
@@ -36,7 +34,7 @@ def run(ctx: Any, t: int) -> dict:
                                    max_new_tokens=cfg.max_new_tokens,
                                    seed=ctx.seed(t, "generate"), progress=bar.advance)
     rows = [{**p.to_json(), "responses": responses} for p, responses in zip(prompts, outputs)]
-    write_jsonl(ctx.iter_dir(t) / ARTIFACT, rows)
+    write_jsonl(ctx.artifact(t, "generate"), rows)
     empty = sum(1 for r in rows for x in r["responses"] if not x)
     return {"prompts": len(rows), "responses": sum(len(r["responses"]) for r in rows),
             "empty_responses": empty, "backend": backend.name}

@@ -10,28 +10,13 @@ wherever both were computed. Writes `pairs.jsonl`. Pure Python.
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
-from cream_engine.context import PipelineError
-from cream_engine.data import read_jsonl, write_jsonl
+from cream_engine.errors import PipelineError
+from cream_engine.files import read_jsonl, write_jsonl
 from cream_engine.methods import get_method
-
-ARTIFACT = "pairs.jsonl"
-
-
-def best_and_worst(rewards: list[float | None]) -> tuple[int, int] | None:
-    """(argmax, argmin) over the responses that have a reward; None on a tie or < 2 rewards.
-    Equal rewards resolve to the earliest index for the best and the latest for the worst."""
-    valid = [(r, i) for i, r in enumerate(rewards) if r is not None and math.isfinite(r)]
-    if len(valid) < 2:
-        return None
-    best = max(valid, key=lambda v: (v[0], -v[1]))
-    worst = min(valid, key=lambda v: (v[0], -v[1]))
-    if best[0] == worst[0]:
-        return None
-    return best[1], worst[1]
+from cream_engine.methods.base import best_and_worst
 
 
 def agreement(pairs: list[dict], other: str) -> float | None:
@@ -51,8 +36,8 @@ def agreement(pairs: list[dict], other: str) -> float | None:
 
 def run(ctx: Any, t: int) -> dict:
     method = get_method(ctx.config.run.method)
-    responses = {r["prompt_id"]: r for r in read_jsonl(ctx.iter_dir(t) / "responses.jsonl")}
-    rewards = read_jsonl(ctx.iter_dir(t) / "rewards.jsonl")
+    responses = {r["prompt_id"]: r for r in read_jsonl(ctx.artifact(t, "generate"))}
+    rewards = read_jsonl(ctx.artifact(t, "consistency"))
     defined = [r["consistency"] for r in rewards if r["consistency"] is not None]
     c_mean = sum(defined) / len(defined) if defined else None
     pairs, dropped = [], 0
@@ -84,7 +69,7 @@ def run(ctx: Any, t: int) -> dict:
                else "tied or had fewer than two distinct responses to pair")
         raise PipelineError(f"iteration {t}: no preference pairs: all {len(rewards)} prompts "
                             f"{why}")
-    write_jsonl(ctx.iter_dir(t) / ARTIFACT, pairs)
+    write_jsonl(ctx.artifact(t, "pairs"), pairs)
     other = "implicit" if method.pair_reward == "judge" else "judge"
     agree = agreement(pairs, other)
     ctx.store.upsert_iteration(ctx.run_id, t, n_pairs=len(pairs), agreement=agree)

@@ -1,4 +1,4 @@
-"""Stage 2, reward: score every response with the internal reward models.
+"""Stage 2, score: score every response with the internal reward models.
 
 - The implicit reward needs log π(y|x) of up to three models, one no-grad pass each:
   M_t (the policy), M_0 (the fixed rewarding reference, t ≥ 1) and M_{t-1} (the previous
@@ -13,20 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from cream_engine.data import read_jsonl, write_jsonl
+from cream_engine.errors import JudgeError
+from cream_engine.files import read_jsonl, write_jsonl
 from cream_engine.judges.pairwise import verdict_tokens
 from cream_engine.judges.pointwise import expected_score, judge_messages, mean_score, parse_score
 from cream_engine.logprobs import sequence_logprobs
 from cream_engine.methods import get_method
-from cream_engine.stages.generate import ARTIFACT as RESPONSES
 from cream_engine.stages.generate import open_policy_backend
 
-ARTIFACT = "scores.jsonl"
 DIGITS = [str(k) for k in range(6)]
-
-
-class JudgeError(RuntimeError):
-    """The judge cannot score: one line (never a score made up)."""
 
 
 def digit_tokens(tokenizer: Any) -> tuple[str, list[int]]:
@@ -56,10 +51,10 @@ def judge_responses(ctx: Any, t: int, backend: Any, rows: list[dict]) -> list[di
     k = cfg.samples if cfg.max_new_tokens > 0 else 1  # no justification: one judgment suffices
     raws: list[list[str]] = [[""] * k for _ in convs]
     if cfg.max_new_tokens > 0:
-        with ctx.progress(t, "reward", len(convs), "judge") as bar:
+        with ctx.progress(t, "score", len(convs), "judge") as bar:
             raws = backend.generate(convs, n=k, temperature=cfg.temperature, top_p=1.0,
                                     max_new_tokens=cfg.max_new_tokens,
-                                    seed=ctx.seed(t, "reward"), progress=bar.advance)
+                                    seed=ctx.seed(t, "score"), progress=bar.advance)
     flat_scores: list[list[float | None]] = []
     flat_conf: list[list[float | None]] = []
     if cfg.score_mode == "parse":
@@ -69,7 +64,7 @@ def judge_responses(ctx: Any, t: int, backend: Any, rows: list[dict]) -> list[di
         prefix, ids = digit_tokens(backend.tokenizer)
         texts = [backend.render(c) + (_strip_score(raw) + "\n" if raw else "") + prefix
                  for c, judged in zip(convs, raws) for raw in judged]
-        with ctx.progress(t, "reward", len(texts), "judge score") as bar:
+        with ctx.progress(t, "score", len(texts), "judge score") as bar:
             logps = backend.next_token_logprobs(texts, ids, progress=bar.advance)
         scored = [expected_score(lp) for lp in logps]
         flat_scores = [[s.score for s in scored[i * k:(i + 1) * k]] for i in range(len(convs))]
@@ -91,7 +86,7 @@ def judge_responses(ctx: Any, t: int, backend: Any, rows: list[dict]) -> list[di
 
 
 def run(ctx: Any, t: int) -> dict:
-    rows = read_jsonl(ctx.iter_dir(t) / RESPONSES)
+    rows = read_jsonl(ctx.artifact(t, "generate"))
     method = get_method(ctx.config.run.method)
     items = [(r["messages"], y) for r in rows for y in r["responses"]]
 
@@ -112,7 +107,7 @@ def run(ctx: Any, t: int) -> dict:
     logps: dict[str, list] = {}
     for role, path in passes.items():
         model, tokenizer = ctx.load(path)
-        with ctx.progress(t, "reward", len(items), f"logp {role}") as bar:
+        with ctx.progress(t, "score", len(items), f"logp {role}") as bar:
             logps[role] = sequence_logprobs(
                 model, tokenizer, items, batch_size=ctx.config.consistency.batch_size,
                 max_length=ctx.config.train.max_length, device=ctx.device,
@@ -129,7 +124,7 @@ def run(ctx: Any, t: int) -> dict:
             rec["judge"] = judged[j]
         out.append(rec)
         i += n
-    write_jsonl(ctx.iter_dir(t) / ARTIFACT, out)
+    write_jsonl(ctx.artifact(t, "score"), out)
     lengths = [x for rec in out for x in rec["tokens"]]
     unparsable = (sum(1 for o in judged for s in o["scores"] for x in s if x is None)
                   if judged else None)
