@@ -2,7 +2,7 @@
 `cream_engine.queue` on a connection of their own, each ending in one line for the user.
 
 They run in a worker thread (a busy store waits, the UI does not); an error the user can act
-on comes back as `ActionError` with one line, never a traceback.
+on is a `CreamError` whose one line the dashboard shows, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,43 +13,31 @@ from pathlib import Path
 from typing import Any
 
 from cream_engine import queue
-from cream_engine.store import Store, StoreError
-
-
-class ActionError(RuntimeError):
-    """A request that cannot be done; the message is shown as is."""
+from cream_engine.config import load_config
+from cream_engine.errors import StoreError, UsageError
+from cream_engine.runs import check_inputs
+from cream_engine.store import Store
 
 
 def _with_store(home: Path, fn: Callable[[Store], Any], create: bool = False) -> Any:
-    try:
-        store = Store.open(home, create=create)
-    except StoreError as e:
-        raise ActionError(str(e)) from None
+    store = Store.open(home, create=create)
     if store is None:
-        raise ActionError(f"no store in {home} yet: submit a run first")
+        raise UsageError(f"no store in {home} yet: submit a run first")
     try:
         return fn(store)
-    except queue.QueueError as e:
-        raise ActionError(str(e)) from None
     except sqlite3.Error as e:
-        raise ActionError(f"the store is busy or unreadable ({e})") from None
+        raise StoreError(f"the store is busy or unreadable ({e})") from None
     finally:
         store.close()
 
 
 def submit(home: Path, config_path: str) -> str:
     """Validate a config file and queue it; returns the line to show."""
-    from cream_engine.config import ConfigError, load_config
-    from cream_engine.data import check_inputs
-
     path = Path(config_path).expanduser()
     if not path.is_file():
-        raise ActionError(f"{path}: no such file")
-    try:
-        config = load_config(path)
-        check_inputs(config)
-    except ConfigError as e:
-        raise ActionError(str(e)) from None
+        raise UsageError(f"{path}: no such file")
+    config = load_config(path)
+    check_inputs(config)
     run_id = _with_store(home, lambda s: queue.submit(s, home, config), create=True)
     return f"queued {run_id}"
 
@@ -66,22 +54,15 @@ def retry(home: Path, run_id: str) -> str:
 
 
 def change_priority(home: Path, run_id: str, delta: int) -> str:
-    def change(store: Store) -> int:
-        job = queue.latest_job(store, run_id)
-        if job is None:
-            raise queue.QueueError(f"run {run_id}: no job")
-        queue.set_priority(store, run_id, job["priority"] + delta)
-        return job["priority"] + delta
-
-    return f"{run_id}: priority {_with_store(home, change)}"
+    priority = _with_store(home, lambda s: queue.change_priority(s, run_id, delta))
+    return f"{run_id}: priority {priority}"
 
 
 def toggle_drain(home: Path) -> str:
     def toggle(store: Store) -> bool:
-        drain = store.get_setting(queue.DRAIN_KEY) != "1"
+        drain = not queue.drained(store)
         queue.set_drain(store, drain)
         return drain
 
-    drained = _with_store(home, toggle)
-    return ("queue drained: running jobs finish, nothing new starts (d resumes)" if drained
-            else "queue resumed")
+    return ("queue drained: running jobs finish, nothing new starts (d resumes)"
+            if _with_store(home, toggle) else "queue resumed")

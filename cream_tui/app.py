@@ -17,16 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
 from textual.worker import get_current_worker
 
-from cream_engine.store import StoreError
-from cream_tui import actions
+from cream_engine import paths
+from cream_engine.errors import CreamError, StoreError
+from cream_engine.gpu import read_gpus
 from cream_tui.data import DataSource
-from cream_tui.gpu import read_gpus
+from cream_tui.messages import Notice, OpenCompare, OpenRun, Polled, QueueAction
 from cream_tui.screens.base import PolledScreen
 from cream_tui.screens.compare import CompareScreen
 from cream_tui.screens.gpus import GpuScreen
@@ -44,11 +44,6 @@ class CreamApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [Binding("q", "quit", "Quit"), Binding("question_mark", "help", "Help"),
                 Binding("g", "gpus", "GPUs")]
-
-    class Notice(Message):
-        def __init__(self, text: str, severity: str = "information"):
-            super().__init__()
-            self.text, self.severity = text, severity
 
     def __init__(self, home: Path, run: str | None = None, *,
                  clock: Callable[[], float] = time.time, poll_s: float = 1.0,
@@ -94,7 +89,7 @@ class CreamApp(App):
                             else f"dashboard error: {type(e).__name__}: {e}")
                     if text != trouble:
                         trouble = text
-                        self.post_message(self.Notice(text, "error"))
+                        self.post_message(Notice(text, "error"))
             self.polls += 1
             if self._wake.wait(self.poll_s):
                 self._wake.clear()
@@ -111,22 +106,40 @@ class CreamApp(App):
     def on_unmount(self) -> None:
         self._stop_polling()
 
-    # -- actions -------------------------------------------------------------------------
+    @on(Polled)
+    def _screen_in_front(self, message: Polled) -> None:
+        self.poll_target = message.screen
+        self.refresh_now()
+
+    # -- what the screens ask ------------------------------------------------------------
+
+    @on(QueueAction)
+    def _queue_action(self, message: QueueAction) -> None:
+        self.queue_action(message.fn, *message.args)
 
     @work(thread=True, group="actions")
     def queue_action(self, fn: Callable[..., str], *args: Any) -> None:
         """Run a queue action off the UI thread; its one-line result becomes a notice."""
         try:
-            self.post_message(self.Notice(fn(self.home, *args)))
-        except actions.ActionError as e:
-            self.post_message(self.Notice(str(e), "error"))
+            self.post_message(Notice(fn(self.home, *args)))
+        except CreamError as e:
+            self.post_message(Notice(e.line, "error"))
         except Exception as e:  # noqa: BLE001 - a notice, never a traceback over the UI
-            self.post_message(self.Notice(f"failed: {type(e).__name__}: {e}", "error"))
+            self.post_message(Notice(f"failed: {type(e).__name__}: {e}", "error"))
 
-    def on_cream_app_notice(self, message: Notice) -> None:
+    @on(Notice)
+    def _notice(self, message: Notice) -> None:
         self.notify(message.text, severity=message.severity,  # type: ignore[arg-type]
                     timeout=8 if message.severity == "error" else 4)
         self.refresh_now()
+
+    @on(OpenRun)
+    def _open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_id)
+
+    @on(OpenCompare)
+    def _open_compare(self, message: OpenCompare) -> None:
+        self.open_compare(message.run_ids)
 
     def open_run(self, run_id: str) -> None:
         self.push_screen(RunScreen(run_id))
@@ -156,8 +169,6 @@ def run_app(home: Path, run: str | None = None, poll_s: float | None = None) -> 
 
 
 def main() -> None:
-    from cream_engine import paths
-
     parser = argparse.ArgumentParser(prog="cream-tui", description="The cream dashboard.")
     parser.add_argument("--home", default=None, help="data home [default: $CREAM_HOME or ./runs]")
     parser.add_argument("--run", default=None, help="open this run directly")

@@ -4,6 +4,7 @@ A missing value is shown as "-" (or "N/A" for a GPU reading), never raised."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -23,10 +24,29 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def num(value: float | None, fmt: str = "{:.3f}") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+def num(value: object, fmt: str = "{:.3f}") -> str:
+    """A number, or "-" when it is missing, not a number, or not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
         return "-"
     return fmt.format(value)
+
+
+def config_value(value: object) -> str:
+    """A config value as TOML would spell it ("(unset)" where a config lacks the key)."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(config_value(v) for v in value) + "]"
+    return str(value)
+
+
+def clock(ts: float | None) -> str:
+    """A local date and time, to the minute; "-" when unknown."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
 
 
 def na(value: float | None, fmt: str) -> str:

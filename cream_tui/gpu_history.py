@@ -77,18 +77,10 @@ class GpuHistory:
         self._live: tuple[float, Any] | None = None
 
     def fetch(self, store: Store) -> None:
-        top = store.query("SELECT MAX(id) AS m FROM gpu_samples")[0]["m"] or 0
+        top = store.last_gpu_sample_id()
         if top <= self.last_id:
             return
-        cols = ("id, time, gpu_index, uuid, name, utilization, memory_used_mb, memory_total_mb, "
-                "temperature_c, power_w, processes")
-        if self.last_id < 0:
-            rows = store.query(f"SELECT {cols} FROM gpu_samples WHERE time >= "
-                               "(SELECT MAX(time) FROM gpu_samples) - ? AND id <= ? ORDER BY id",
-                               [HISTORY_S, top])
-        else:
-            rows = store.query(f"SELECT {cols} FROM gpu_samples WHERE id > ? AND id <= ? "
-                               "ORDER BY id", [self.last_id, top])
+        rows = store.gpu_samples(self.last_id, top, HISTORY_S)
         self.last_id = top
         for r in rows:
             uuid = r["uuid"]

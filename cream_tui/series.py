@@ -11,9 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cream_engine.results import Point
 from cream_engine.store import Store
-
-Point = tuple[float, float]
 
 
 def downsample_minmax(points: Sequence[Point], buckets: int) -> list[Point]:
@@ -61,9 +60,8 @@ def _ordered(a: Point, b: Point) -> list[Point]:
 class RunSeries:
     """The raw points of some metrics of one run, kept up to date by reading only new rows.
 
-    The first read goes through the (run_id, name, …) index; later reads take only rows whose
-    id is above the last one seen (a range scan of the rowid: cheap however big the table).
-    A restarted stage deletes its old metrics: the caller resets the cache when it sees a
+    Each read takes only the rows above the last id seen (`Store.metric_points`). A restarted
+    stage deletes its old metrics: the caller resets the cache when it sees a
     stage start again (`fingerprint` changes)."""
 
     run_id: str
@@ -79,20 +77,10 @@ class RunSeries:
         if reset:
             self.last_id, self.raw, self.fingerprint = -1, {}, fingerprint
             self.version += 1
-        marks = ",".join("?" * len(self.names))
-        top = store.query("SELECT MAX(id) AS m FROM metrics")[0]["m"] or 0
+        top = store.last_metric_id()
         if top <= self.last_id:
             return reset
-        if self.last_id < 0:
-            rows = store.query(
-                f"SELECT iteration, step, name, value FROM metrics WHERE run_id = ? AND "
-                f"name IN ({marks}) AND id <= ?", [self.run_id, *self.names, top])
-        else:
-            # `+run_id`: keep SQLite on the rowid range instead of the run's whole index
-            rows = store.query(
-                f"SELECT iteration, step, name, value FROM metrics WHERE id > ? AND id <= ? "
-                f"AND +run_id = ? AND name IN ({marks})",
-                [self.last_id, top, self.run_id, *self.names])
+        rows = store.metric_points(self.run_id, self.names, self.last_id, top)
         self.last_id = top
         for r in rows:
             self.raw.setdefault(r["name"], {})[(r["iteration"], r["step"])] = r["value"]

@@ -1,7 +1,7 @@
 """What the polled screens share: the app's polling thread calls `load()` on the screen in
 front (reads only, off the UI thread) and hands the value over with `deliver()`; the UI thread
 shows it in `show()`. A newer value replaces one still waiting to be shown, so a slow redraw
-never builds a queue."""
+never builds a queue. A screen tells the app it is in front with a `Polled` message."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 from textual.screen import Screen
 
+from cream_tui.messages import Polled
+
 if TYPE_CHECKING:
-    from cream_tui.app import CreamApp
     from cream_tui.data import DataSource
 
 _NOTHING = object()
@@ -27,10 +28,6 @@ class PolledScreen(Screen):
         self._slot: Any = _NOTHING
         self._lock = threading.Lock()
         self.last_shown: Any = _NOTHING   # the last value shown (tests wait on it)
-
-    @property
-    def cream(self) -> CreamApp:
-        return self.app  # type: ignore[return-value]
 
     @property
     def loaded(self) -> bool:
@@ -68,10 +65,9 @@ class PolledScreen(Screen):
         self.last_shown = data
 
     def on_screen_resume(self) -> None:
-        self.cream.poll_target = self
-        self.cream.refresh_now()
+        self.post_message(Polled(self))
 
     def on_resize(self) -> None:
         if self.loaded:          # widths changed: lay the same value out again at once
             self.show(self.last_shown)
-        self.cream.refresh_now()
+        self.post_message(Polled(self))

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from cream_tui import actions
 from cream_tui import format as fmt
 from cream_tui.data import DataSource, HomeData
+from cream_tui.messages import OpenCompare, OpenRun, QueueAction
 from cream_tui.screens.base import PolledScreen
 from cream_tui.screens.prompts import ConfirmScreen, FilePromptScreen
 from cream_tui.widgets.gpu_strip import GpuStrip
@@ -76,7 +77,8 @@ class HomeScreen(PolledScreen):
         empty.display, table.display = False, True
         self.marked &= {r.id for r in data.runs}
         rows = [r for r in data.runs if self._matches(r)]
-        table.show_rows(rows, self.marked, 16 if width < 120 else 32)
+        table.show_rows(rows, self.marked, 16 if width < 120 else 32,
+                        {g.uuid: g.index for g in data.gpus.gpus})
         self.query_one("#queue-status", Static).update(self._status_line(data, len(rows)))
 
     def _matches(self, row: Any) -> bool:
@@ -110,12 +112,12 @@ class HomeScreen(PolledScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
-            self.cream.open_run(event.row_key.value)
+            self.post_message(OpenRun(event.row_key.value))
 
     def action_submit(self) -> None:
         def chosen(path: str | None) -> None:
             if path:
-                self.cream.queue_action(actions.submit, path)
+                self.post_message(QueueAction(actions.submit, path))
 
         self.app.push_screen(FilePromptScreen("Submit a config: path to an experiment TOML"),
                              chosen)
@@ -127,7 +129,7 @@ class HomeScreen(PolledScreen):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.cream.queue_action(actions.cancel, run_id)
+                self.post_message(QueueAction(actions.cancel, run_id))
 
         self.app.push_screen(ConfirmScreen(f"Cancel run {run_id}?\n\nA running job is "
                                            "stopped; finished stages are kept (r resumes)."),
@@ -136,15 +138,15 @@ class HomeScreen(PolledScreen):
     def action_retry(self) -> None:
         run_id = self._current()
         if run_id:
-            self.cream.queue_action(actions.retry, run_id)
+            self.post_message(QueueAction(actions.retry, run_id))
 
     def action_priority(self, delta: int) -> None:
         run_id = self._current()
         if run_id:
-            self.cream.queue_action(actions.change_priority, run_id, delta)
+            self.post_message(QueueAction(actions.change_priority, run_id, delta))
 
     def action_drain(self) -> None:
-        self.cream.queue_action(actions.toggle_drain)
+        self.post_message(QueueAction(actions.toggle_drain))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -180,4 +182,4 @@ class HomeScreen(PolledScreen):
             self.notify("mark two or more runs with space, then press m", severity="warning")
             return
         order = [r.id for r in self.last_shown.runs if r.id in self.marked]
-        self.cream.open_compare(order)
+        self.post_message(OpenCompare(order))

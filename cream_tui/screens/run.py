@@ -8,8 +8,6 @@ charts side by side; wide ones put the charts on the left and the rest on the ri
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -102,11 +100,8 @@ class RunScreen(PolledScreen):
 
     def _log_title(self, follow: bool, path: str) -> None:
         state = "following" if follow else "paused: f follows"
-        shown = Path(path)
-        if shown.is_relative_to(self.cream.home.absolute()):   # short and stable: under home
-            shown = shown.relative_to(self.cream.home.absolute())
         self.query_one("#log-title", Static).update(
-            Text.assemble(("log", "bold"), f" ({state}) {shown if path else ''}"))
+            Text.assemble(("log", "bold"), f" ({state}) {path}"))
 
     def action_back(self) -> None:
         self.app.pop_screen()

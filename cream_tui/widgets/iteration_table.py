@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 from textual.widgets import DataTable
 
+from cream_engine.results import IterationRow, headline
 from cream_tui import format as fmt
-from cream_tui.data import IterRow, headline
 
 COLUMNS = ("t", "status", "pairs", "mean τ", "mean C", "agree", "eval", "resp len")
 
 
-def eval_text(row: IterRow, limit: int = 2) -> str:
+def eval_text(row: IterationRow, limit: int = 2) -> str:
     """The first headline numbers, compact: "mc .17 arith .08" (the whole evaluation is on the
     compare screen and in `cream compare`)."""
     if not row.evaluation:
@@ -36,7 +36,7 @@ class IterationTable(DataTable):
     def on_mount(self) -> None:
         self.add_columns(*COLUMNS)
 
-    def show_rows(self, rows: Sequence[IterRow]) -> None:
+    def show_rows(self, rows: Sequence[IterationRow]) -> None:
         cells = tuple((str(r.iteration), r.status, fmt.num(r.n_pairs, "{}"),
                        fmt.num(r.mean_tau), fmt.num(r.mean_consistency), fmt.num(r.agreement),
                        eval_text(r), fmt.num(r.mean_response_length, "{:.1f}"))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
 
-from cream_tui.series import Point
+from cream_engine.results import Point
 
 # (label, points, plotext colour, "left" | "right")
 Line = tuple[str, Sequence[Point], str, str]

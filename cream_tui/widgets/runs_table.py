@@ -8,15 +8,15 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
+from cream_engine.results import RunSummary
 from cream_tui import format as fmt
-from cream_tui.data import RunRow
 
 COLUMNS = ("", "run", "method", "status", "iter", "stage", "GPUs", "elapsed", "ETA")
 STATUS_STYLE = {"running": "bold green", "queued": "yellow", "failed": "bold red",
                 "cancelled": "magenta", "done": "dim"}
 
 
-def stage_text(row: RunRow) -> str:
+def stage_text(row: RunSummary) -> str:
     if not row.stage:
         return "-"
     if row.stage_status == "running":
@@ -27,11 +27,23 @@ def stage_text(row: RunRow) -> str:
     return row.stage
 
 
-def status_text(row: RunRow) -> Text:
+def status_text(row: RunSummary) -> Text:
     label = row.status
     if row.status == "queued" and row.priority:
         label += f" p{row.priority}"
     return Text(label, style=STATUS_STYLE.get(row.status, ""))
+
+
+def gpu_text(row: RunSummary, gpu_index: dict[str, int]) -> str:
+    """The GPUs column: the indices a running job holds ("CPU" for none), what a queued job
+    asks for ("auto", "CPU", "2×"), "-" otherwise."""
+    if row.job_status == "running":
+        if not row.gpu_uuids:
+            return "CPU"
+        return ",".join(str(gpu_index.get(u, "?")) for u in row.gpu_uuids)
+    if row.job_status == "queued":
+        return "auto" if row.gpus is None else ("CPU" if row.gpus == 0 else f"{row.gpus}×")
+    return "-"
 
 
 class RunsTable(DataTable):
@@ -51,10 +63,12 @@ class RunsTable(DataTable):
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
         return key.value if key else None
 
-    def show_rows(self, rows: Sequence[RunRow], marked: set[str], name_width: int) -> None:
+    def show_rows(self, rows: Sequence[RunSummary], marked: set[str], name_width: int,
+                  gpu_index: dict[str, int]) -> None:
         cells = tuple((r.id, "●" if r.id in marked else "", fmt.truncate(r.name, name_width),
                        r.method, status_text(r), f"{r.iteration}/{r.iterations}",
-                       stage_text(r), r.gpus, fmt.duration(r.elapsed), fmt.duration(r.eta))
+                       stage_text(r), gpu_text(r, gpu_index), fmt.duration(r.elapsed),
+                       fmt.duration(r.eta))
                       for r in rows)
         if cells == self._rows:
             return

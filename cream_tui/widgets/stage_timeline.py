@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
+from cream_engine.results import StageRow
 from cream_tui import format as fmt
-from cream_tui.data import StageRow
 
 MARK = {"done": ("✔", "green"), "running": ("▶", "bold yellow"), "failed": ("✗", "bold red"),
         "cancelled": ("■", "magenta"), "pending": ("·", "dim")}

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
+from cream_engine.results import IterationRow
 from cream_tui import format as fmt
-from cream_tui.data import IterRow
 
 
 class TauSparkline(Static):
@@ -17,7 +17,7 @@ class TauSparkline(Static):
         super().__init__(id=id)
         self._key: object = None
 
-    def show_rows(self, rows: Sequence[IterRow]) -> None:
+    def show_rows(self, rows: Sequence[IterationRow]) -> None:
         taus = tuple(r.mean_tau for r in rows)
         if taus == self._key:
             return

@@ -1,0 +1,68 @@
+"""What every command shares: the options, the data home and its store, loading a config,
+and the one way a command prints an error (it raises a `CreamError`; `main` prints the line
+and exits with its code)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cream_engine import paths
+from cream_engine.config import ExperimentConfig, load_config
+from cream_engine.errors import RunNotFound
+from cream_engine.runs import check_inputs
+from cream_engine.store import Store
+
+HomeOpt = Annotated[Optional[Path], typer.Option(
+    "--home", envvar="CREAM_HOME", help="Data home: runs, store, models (default ./runs).",
+    show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a config value: section.key=value (repeatable).")]
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment TOML file.")]
+RunArg = Annotated[str, typer.Argument(help="Run id, id prefix or name.")]
+
+# the data home of the command being run (set by the root callback; `main` writes a crash
+# log there)
+current: dict[str, Path] = {}
+
+
+def info(message: str) -> None:
+    """A diagnostic line on stderr (results go to stdout)."""
+    typer.echo(message, err=True)
+
+
+def echo_json(value: Any, indent: int | None = 2) -> None:
+    typer.echo(json.dumps(value, indent=indent, default=str))  # default: TOML dates
+
+
+def data_home(ctx: typer.Context, home: Path | None) -> Path:
+    """`--home` of the command, else of the root (`cream --home DIR status`), else the
+    environment or ./runs."""
+    resolved = paths.data_home(home if home is not None else (ctx.obj or {}).get("home"))
+    current["home"] = resolved
+    return resolved
+
+
+def open_store(ctx: typer.Context, home: Path | None, create: bool = False) -> Store | None:
+    """The store of the data home; None when there is none yet and `create` is off (read-only
+    commands then show an empty state and write nothing)."""
+    return Store.open(data_home(ctx, home), create=create)
+
+
+def store_with(ctx: typer.Context, home: Path | None, ref: str) -> Store:
+    """The store, for a command about run `ref` (which cannot exist without a store)."""
+    store = open_store(ctx, home)
+    if store is None:
+        raise RunNotFound(ref, f"no store at {data_home(ctx, home)}")
+    return store
+
+
+def load(path: Path, overrides: list[str] | None) -> ExperimentConfig:
+    """A config, with the files it points at checked."""
+    config = load_config(path, overrides)
+    check_inputs(config)
+    return config

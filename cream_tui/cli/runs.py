@@ -1,0 +1,136 @@
+"""Configs and runs in the foreground: `cream init`, `validate`, `run`, `status`, `logs`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cream_engine import paths, results
+from cream_engine.config import ExperimentConfig, to_toml
+from cream_engine.errors import CreamError, UsageError
+from cream_engine.files import write_atomic
+from cream_engine.runs import create_or_resume
+from cream_engine.store import RUN_ENDED
+from cream_tui import tables
+from cream_tui.cli.common import (
+    ConfigArg,
+    HomeOpt,
+    JsonOpt,
+    RunArg,
+    SetOpt,
+    data_home,
+    echo_json,
+    info,
+    load,
+    open_store,
+    store_with,
+)
+
+
+def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] =
+         Path("experiment.toml"),
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
+         = False) -> None:
+    """Write a commented example experiment config (every key with its default and help)."""
+    if path.exists() and not force:
+        raise UsageError(f"{path}: already exists (use --force to overwrite)")
+    try:
+        write_atomic(path, to_toml(ExperimentConfig(), comments=True), parents=False)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write ({e.strerror})") from None
+    info(f"wrote {path}; check it with `cream validate {path}`")
+
+
+def validate(config: ConfigArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Check a config and the files it points at; print the resolved config."""
+    cfg = load(config, set_)
+    if as_json:
+        echo_json(cfg.to_dict())
+    else:
+        typer.echo(to_toml(cfg), nl=False)
+        info(f"{config}: ok ({cfg.run.method}, {cfg.run.iterations} iterations, "
+             f"model {cfg.run.model})")
+
+
+def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOpt = None,
+        new: Annotated[bool, typer.Option("--new", help="Start a new run even when an "
+                                          "unfinished run of this config exists.")] = False
+        ) -> None:
+    """Run an experiment in the foreground (progress on stderr).
+
+    Running the same command again resumes the newest unfinished run of the same config:
+    finished stages are skipped, the interrupted one starts again."""
+    cfg = load(config, set_)
+    store = open_store(ctx, home, create=True)
+    assert store is not None
+    run_id, resumed = create_or_resume(store, data_home(ctx, home), cfg, new=new)
+    run_row = store.require_run(run_id)
+    info(f"resuming run {run_id} (was {run_row['status']})" if resumed else f"run {run_id}")
+    run_dir = store.run_path(run_row)
+    store.close()
+    code = spawn_engine(run_dir)
+    typer.echo(run_id)
+    raise typer.Exit(code)
+
+
+def spawn_engine(run_dir: Path) -> int:
+    """Run the engine in a child process (torch never enters this one); its exit code."""
+    try:
+        return subprocess.call([sys.executable, "-m", "cream_engine", "run", str(run_dir)])
+    except KeyboardInterrupt:  # the child got the Ctrl-C too and marks the run cancelled
+        return 130
+
+
+def status(ctx: typer.Context,
+           run: Annotated[Optional[str], typer.Argument(help="Run id, id prefix or name.")]
+           = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """List runs, or show one run with its iterations, stages and latest metrics."""
+    if run is not None:
+        detail = results.run_detail(store_with(ctx, home, run), run)
+        if as_json:
+            echo_json(detail)
+        else:
+            tables.print_run(detail)
+        return
+    store = open_store(ctx, home)
+    rows = results.run_summaries(store) if store else []
+    if as_json:
+        echo_json([r.to_json() for r in rows])
+    elif rows:
+        tables.print_runs(rows)
+    else:
+        info(f"no runs yet under {data_home(ctx, home)}: write a config with `cream init`, "
+             "then `cream run CONFIG`")
+
+
+def logs(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
+         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines "
+                                              "until the run ends.")] = False,
+         lines: Annotated[int, typer.Option("-n", help="Lines from the end to start with.")]
+         = 40) -> None:
+    """Print a run's job log (engine stdout and stderr); -f follows it."""
+    store = store_with(ctx, home, run)
+    found = store.require_run(run)
+    path = paths.job_log(store.run_path(found))
+    if not path.exists() and not follow:
+        raise CreamError(f"run {found['id']}: no log yet ({path}); it has not been started "
+                         "by a worker")
+    while not path.exists():
+        time.sleep(0.5)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh.readlines()[-lines:]:
+            typer.echo(line, nl=False)
+        while follow:
+            line = fh.readline()
+            if line:
+                typer.echo(line, nl=False)
+                continue
+            if store.require_run(found["id"])["status"] in RUN_ENDED:
+                typer.echo(fh.read(), nl=False)
+                break
+            time.sleep(0.3)
