@@ -5,8 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from cream_engine.config import (SECTIONS, ConfigError, ExperimentConfig, apply_overrides,
-                                 env_overrides, field_help, from_dict, load_config, to_toml)
+from cream_engine.config import (
+    SECTIONS,
+    ConfigError,
+    ExperimentConfig,
+    apply_overrides,
+    env_overrides,
+    field_help,
+    from_dict,
+    load_config,
+    to_toml,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from cream_engine.stages.consistency import (consistency_rate, implicit_rewards, kendall_tau,
-                                             ordinal_ranks, per_prompt, summarize)
+from cream_engine.stages.consistency import (
+    consistency_rate,
+    implicit_rewards,
+    kendall_tau,
+    ordinal_ranks,
+    per_prompt,
+    summarize,
+)
 
 
 def test_ordinal_ranks_break_ties_by_index() -> None:

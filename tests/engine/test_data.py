@@ -7,14 +7,17 @@ from pathlib import Path
 import pytest
 
 from cream_engine.config import from_dict
-from cream_engine.data import (DataError, bundled_path, check_inputs, load_prompts,
-                               prompt_slices, read_jsonl, write_jsonl)
+from cream_engine.errors import DataError
+from cream_engine.files import read_jsonl, write_jsonl
+from cream_engine.paths import bundled_data
+from cream_engine.prompts import load_prompts, prompt_slices
+from cream_engine.runs import check_inputs
 
 
 def test_bundled_prompts_are_many_and_varied() -> None:
     prompts = load_prompts("bundled:prompts")
     assert len(prompts) >= 300
-    rows = read_jsonl(bundled_path("prompts.jsonl"))
+    rows = read_jsonl(bundled_data("prompts.jsonl"))
     cats = Counter(r["category"] for r in rows)
     assert set(cats) >= {"explain", "howto", "write", "compare", "advise", "reasoning",
                          "arithmetic"}
@@ -23,7 +26,7 @@ def test_bundled_prompts_are_many_and_varied() -> None:
 
 
 def test_bundled_arithmetic_answers_are_integers() -> None:
-    rows = [r for r in read_jsonl(bundled_path("prompts.jsonl"))
+    rows = [r for r in read_jsonl(bundled_data("prompts.jsonl"))
             if r["category"] == "arithmetic"]
     assert rows and all(isinstance(r["answer"], int) for r in rows)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cream_engine.data import DataError, bundled_path, read_jsonl
+from cream_engine.errors import DataError
 from cream_engine.evalsets import (
     BUNDLED_EVAL_SETS,
     EvalItem,
@@ -30,6 +30,8 @@ from cream_engine.evalsets import (
     parse_number,
     prompt_for,
 )
+from cream_engine.files import read_jsonl
+from cream_engine.paths import bundled_data
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -316,7 +318,7 @@ def test_module_imports_no_heavy_library() -> None:
 
 
 def test_shipped_mc_set_is_well_formed_and_balanced() -> None:
-    rows = read_jsonl(bundled_path(BUNDLED_EVAL_SETS["bundled:mc"]))
+    rows = read_jsonl(bundled_data(BUNDLED_EVAL_SETS["bundled:mc"]))
     assert len(rows) >= 120 and len(load_eval_set("bundled:mc").items) == len(rows)
     assert [r["id"] for r in rows] == [f"mc-{n:04d}" for n in range(1, len(rows) + 1)]
     assert len({r["question"].lower() for r in rows}) == len(rows)
@@ -331,7 +333,7 @@ def test_shipped_mc_set_is_well_formed_and_balanced() -> None:
 
 
 def test_shipped_arith_set_is_well_formed() -> None:
-    rows = read_jsonl(bundled_path(BUNDLED_EVAL_SETS["bundled:arith"]))
+    rows = read_jsonl(bundled_data(BUNDLED_EVAL_SETS["bundled:arith"]))
     assert len(rows) >= 120
     assert [r["id"] for r in rows] == [f"arith-{n:04d}" for n in range(1, len(rows) + 1)]
     assert len({r["question"] for r in rows}) == len(rows)
@@ -356,7 +358,7 @@ def _value(expr: str) -> float:
 
 def test_shipped_arith_reasoning_checks_out() -> None:
     """Every "a op b = c" step is right, and the last step's result is the final answer."""
-    for r in read_jsonl(bundled_path(BUNDLED_EVAL_SETS["bundled:arith"])):
+    for r in read_jsonl(bundled_data(BUNDLED_EVAL_SETS["bundled:arith"])):
         steps = re.findall(r"(\d+(?: [-+*/] \d+)+) = (\d+)", r["answer"])
         assert len(steps) >= 2, r["id"]
         for expr, result in steps:
@@ -419,7 +421,7 @@ def _recomputed(q: str, options: list[str]) -> str | None:
 def test_shipped_mc_computed_answers_are_right() -> None:
     """Work every computed question out again by other code, and check the gold option."""
     checked = 0
-    for r in read_jsonl(bundled_path(BUNDLED_EVAL_SETS["bundled:mc"])):
+    for r in read_jsonl(bundled_data(BUNDLED_EVAL_SETS["bundled:mc"])):
         options = r["choices"]["text"]
         expected = _recomputed(r["question"], options)
         if r["category"] == "knowledge":
@@ -437,4 +439,4 @@ def test_generator_reproduces_the_shipped_files(tmp_path: Path) -> None:
                     str(tmp_path)], check=True, capture_output=True, timeout=60, cwd=REPO)
     for rel in BUNDLED_EVAL_SETS.values():
         name = Path(rel).name
-        assert (tmp_path / name).read_bytes() == bundled_path(rel).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == bundled_data(rel).read_bytes(), name

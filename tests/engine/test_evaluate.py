@@ -11,8 +11,14 @@ import pytest
 
 from cream_engine.config import ExperimentConfig
 from cream_engine.evalsets import EvalItem, EvalSet
-from cream_engine.stages.evaluate import (Parts, metric_values, option_logliks, outcome,
-                                          score_generative, score_loglik)
+from cream_engine.stages.evaluate import (
+    Parts,
+    metric_values,
+    option_logliks,
+    outcome,
+    score_generative,
+    score_loglik,
+)
 
 COLOURS = ("red", "blue", "green", "yellow")
 

@@ -5,8 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from cream_engine.judges.pointwise import (RUBRIC, expected_score, judge_messages, mean_score,
-                                           parse_score)
+from cream_engine.judges.pointwise import (
+    RUBRIC,
+    expected_score,
+    judge_messages,
+    mean_score,
+    parse_score,
+)
 
 
 @pytest.mark.parametrize("text, score", [
@@ -51,7 +56,7 @@ def test_prompt_is_our_rubric_with_the_inputs() -> None:
 def test_score_digits_are_single_tokens_for_smollm2(tiny_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from cream_engine.stages.reward import JudgeError, digit_tokens
+    from cream_engine.stages.score import JudgeError, digit_tokens
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     prefix, ids = digit_tokens(tok)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,6 +80,16 @@ def test_not_a_causal_lm_is_refused(tmp_path: Path) -> None:
 def test_unknown_bundled_name(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="unknown bundled model"):
         resolve_model("bundled:gpt-5", tmp_path)
+
+
+def test_prepare_model_command_prints_one_line_and_the_errors_exit_code(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "cream_engine", "--home", str(tmp_path),
+                          "prepare-model", "bundled:gpt-5"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == ModelError.exit_code == 2
+    assert out.stderr.strip().splitlines() == [
+        "cream: error: model 'bundled:gpt-5': unknown bundled model (known: "
+        "bundled:smollm2-135m-instruct, bundled:tiny-random)"]
 
 
 @pytest.mark.slow

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from cream_engine import paths
 from cream_engine.config import from_dict
-from cream_engine.data import read_jsonl
+from cream_engine.errors import TrainingError
+from cream_engine.files import read_jsonl
 from cream_engine.runs import create_run
 from cream_engine.store import open_store
 from tests.conftest import run_cli
 
-STAGES = ["generate", "reward", "consistency", "pairs", "train", "evaluate"]
+STAGES = list(paths.STAGES)
+ARTIFACTS = paths.ARTIFACTS
 TRAIN_METRICS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                  "rewards/accuracies", "consistency", "learning_rate", "grad_norm"}
 
@@ -60,7 +63,7 @@ def artifacts(run_dir: Path) -> dict:
 
     out = {"0/baseline.json": evaluation(run_dir / "iter-0" / "baseline.json")}
     for t in (0, 1):
-        for name in ("responses.jsonl", "rewards.jsonl", "pairs.jsonl"):
+        for name in (ARTIFACTS["generate"], ARTIFACTS["consistency"], ARTIFACTS["pairs"]):
             out[f"{t}/{name}"] = read_jsonl(run_dir / f"iter-{t}" / name)
         out[f"{t}/eval.json"] = evaluation(run_dir / f"iter-{t}" / "eval.json")
     return out
@@ -96,7 +99,7 @@ def test_run_writes_every_artifact(finished_run: Path) -> None:
         responses = read_jsonl(d / "responses.jsonl")
         assert len(responses) == 8 and all(len(r["responses"]) == 4 for r in responses)
         assert set(responses[0]) >= {"prompt_id", "prompt", "responses"}
-        rewards = read_jsonl(d / "rewards.jsonl")
+        rewards = read_jsonl(d / "consistency.jsonl")
         assert len(rewards[0]["rewards"]["implicit"]) == 4
         assert set(rewards[0]) >= {"prompt_id", "rewards", "tau", "consistency"}
         pairs = read_jsonl(d / "pairs.jsonl")
@@ -111,10 +114,10 @@ def test_run_writes_every_artifact(finished_run: Path) -> None:
 
 
 def test_consistency_and_weights(finished_run: Path) -> None:
-    r0 = read_jsonl(finished_run / "iter-0" / "rewards.jsonl")
+    r0 = read_jsonl(finished_run / "iter-0" / "consistency.jsonl")
     assert all(r["tau"] is None for r in r0)          # no previous model yet
     assert all(p["weight"] == 1.0 for p in read_jsonl(finished_run / "iter-0" / "pairs.jsonl"))
-    r1 = read_jsonl(finished_run / "iter-1" / "rewards.jsonl")
+    r1 = read_jsonl(finished_run / "iter-1" / "consistency.jsonl")
     taus = [r["tau"] for r in r1]
     assert all(-1 <= x <= 1 for x in taus)
     c_mean = sum((x + 1) / 2 for x in taus) / len(taus)
@@ -148,7 +151,7 @@ KILL_POINTS = {
     "generate-0": lambda s, rid: s.stage_status(rid, 0, "generate") == "running",
     "train-0": lambda s, rid: s.query("SELECT COUNT(*) AS n FROM metrics WHERE run_id = ? "
                                       "AND stage = 'train'", [rid])[0]["n"] > 0,
-    "reward-1": lambda s, rid: s.stage_status(rid, 1, "reward") == "running",
+    "score-1": lambda s, rid: s.stage_status(rid, 1, "score") == "running",
     # evaluate: one part written, the next running
     "evaluate-0": lambda s, rid: (Path(s.get_run(rid)["run_dir"]) / "iter-0" / "eval"
                                   / "mc.generative.jsonl").exists(),
@@ -203,7 +206,7 @@ def test_failure_judge_never_scores(tmp_path: Path, tiny_model_dir: Path) -> Non
     store = open_store(tmp_path / "home")
     assert "no parsable score" in store.get_run(run_dir.name)["error"]
     assert store.stage_status(run_dir.name, 0, "generate") == "done"
-    assert store.stage_status(run_dir.name, 0, "reward") == "failed"
+    assert store.stage_status(run_dir.name, 0, "score") == "failed"
 
 
 def test_failure_prompt_slice_gone(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -228,7 +231,7 @@ def test_failure_nan_loss_keeps_finished_iterations(tmp_path: Path, tiny_model_d
     def nan_in_second_iteration(**kw: object) -> dict:
         calls.append(kw["out_dir"])
         if len(calls) == 2:
-            raise train_stage.TrainingError("NaN loss at step 1")
+            raise TrainingError("NaN loss at step 1")
         return real(**kw)
 
     monkeypatch.setattr(train_stage, "train_dpo", nan_in_second_iteration)
@@ -250,6 +253,53 @@ def test_failure_nan_loss_keeps_finished_iterations(tmp_path: Path, tiny_model_d
 def test_engine_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     code, err = finish(engine(tmp_path / "nope"))
     assert code == 2 and "not a run" in err
+
+
+def test_pipeline_runs_the_stages_paths_names() -> None:
+    from cream_engine import pipeline
+
+    assert tuple(pipeline.STAGES) == paths.STAGES
+    assert set(paths.STAGES) | {paths.BASELINE} == set(paths.ARTIFACTS)
+
+
+def _broken_run(home: Path, tiny_model_dir: Path) -> Path:
+    """A run whose finished generate stage left a file that is not JSON: the score stage then
+    fails with an error nobody expected (a bug, as far as the engine can tell)."""
+    run_dir = new_run(home, tiny_config(tiny_model_dir, eval={"enabled": False}))
+    (run_dir / "iter-0").mkdir()
+    (run_dir / "iter-0" / ARTIFACTS["generate"]).write_text("not json\n")
+    store = open_store(home)
+    store.start_stage(run_dir.name, 0, "generate")
+    store.finish_stage(run_dir.name, 0, "generate", info={"prompts": 8})
+    return run_dir
+
+
+def test_a_bug_is_one_line_and_its_traceback_goes_to_the_job_log(
+        tmp_path: Path, tiny_model_dir: Path) -> None:
+    # in the foreground (`cream run`) stderr is the user's terminal: one line there
+    run_dir = _broken_run(tmp_path / "home", tiny_model_dir)
+    code, err = finish(engine(run_dir))
+    log = run_dir / "logs" / "job.log"
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"cream: error: run {run_dir.name} failed: internal error: JSONDecodeError: Expecting "
+        f"value: line 1 column 1 (char 0); traceback in {log}")
+    run = open_store(tmp_path / "home").get_run(run_dir.name)
+    assert run["status"] == "failed"
+    assert run["error"] == "internal error: JSONDecodeError: Expecting value: line 1 column 1 " \
+                           "(char 0)"
+    assert log.read_text().count("Traceback (most recent call last)") == 1
+
+    # under the worker stderr is the job log itself: the traceback is written once, not twice
+    log.unlink()
+    with open(log, "ab") as out:
+        proc = subprocess.run([sys.executable, "-m", "cream_engine", "run", str(run_dir)],
+                              env={**os.environ, "CREAM_HOME": str(run_dir.parent)},
+                              stdout=out, stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert text.count("Traceback (most recent call last)") == 1
+    assert text.strip().splitlines()[-1].endswith(f"; traceback in {log}")
 
 
 def test_evaluation_of_every_model(finished_run: Path) -> None:

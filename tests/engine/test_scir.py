@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from cream_engine import losses
+from cream_engine import trainer as TR
 from cream_engine.config import ScirConfig, TrainConfig, from_dict
-from cream_engine.data import read_jsonl
+from cream_engine.errors import CreamError
+from cream_engine.files import read_jsonl
 from cream_engine.judges import pairwise
 from cream_engine.methods import get_method
 from cream_engine.methods.scir import pick_pair
@@ -108,9 +110,8 @@ def test_verdict_tokens_are_single_tokens_or_fail_in_one_line(tiny_model_dir: Pa
     assert pairwise.verdict_tokens(fake) == (1000, 1001)
     with pytest.raises(pairwise.PairwiseJudgeError, match=r"^[^\n]*not single tokens[^\n]*$"):
         pairwise.verdict_tokens(_FakeTokenizer("\nAssistant:", split=("A", "B")))
-    from cream_engine.pipeline import failure_reason
-
-    assert failure_reason(pairwise.PairwiseJudgeError("x")) == "x"  # a known, one-line error
+    error = pairwise.PairwiseJudgeError("x")
+    assert isinstance(error, CreamError) and error.line == "x"  # a known, one-line error
 
 
 def test_long_judge_prompts_cut_both_replies_and_keep_the_verdict_position(
@@ -214,9 +215,9 @@ def test_training_step_sends_gradients_through_both_reward_models(
     tok = _tokenizer(tiny_model_dir)
     pairs = _pairs(8)
     rows = T.scir_rows(pairs, T.preference_rows(pairs), tok, max_length=128)
-    args = T.dpo_args(TrainConfig(batch_size=8, beta=BETA), output_dir=tmp_path / "trainer",
-                      seed=0, device="cpu", max_steps=1)
-    trainer = T.make_trainer(_load(tiny_model_dir), tok, rows, args, scir=ScirConfig())
+    args = TR.dpo_args(TrainConfig(batch_size=8, beta=BETA), output_dir=tmp_path / "trainer",
+                       seed=0, device="cpu", max_steps=1)
+    trainer = TR.make_trainer(_load(tiny_model_dir), tok, rows, args, scir=ScirConfig())
     assert type(trainer).__name__ == "ScirDPOTrainer"
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
     assert batch["judge_input_ids"].shape[0] == 16 and batch["judge_last"].shape == (16,)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cream_engine.data import read_jsonl
+from cream_engine.files import read_jsonl
 from cream_engine.store import open_store
 from tests.engine.test_pipeline import engine, finish, new_run
 
@@ -32,7 +32,7 @@ def test_two_iterations_on_smollm2(method: str, smollm2_dir: Path, tmp_path: Pat
     words = " ".join(r for row in responses for r in row["responses"]).split()
     assert len(words) > 20  # a real model writes words, not an empty string
     if method == "srlm":
-        rewards = read_jsonl(run_dir / "iter-0" / "rewards.jsonl")
+        rewards = read_jsonl(run_dir / "iter-0" / "consistency.jsonl")
         scores = [s for r in rewards for s in r["rewards"]["judge"]]
         assert all(0 <= s <= 5 for s in scores)
         assert iters[0]["agreement"] is not None

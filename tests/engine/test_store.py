@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cream_engine.store import Store, StoreError, migrations, open_store
+from cream_engine.schema import applied_migrations
+from cream_engine.store import Store, StoreError, open_store
 
 
 def make_run(store: Store, run_id: str = "r1", name: str = "exp") -> None:
@@ -16,7 +17,8 @@ def make_run(store: Store, run_id: str = "r1", name: str = "exp") -> None:
 
 
 def test_schema_has_the_tables_and_the_series_index(store: Store) -> None:
-    tables = set(store.db.table_names())
+    tables = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE "
+                                             "type = 'table'")}
     assert {"runs", "jobs", "iterations", "stages", "metrics", "gpu_samples",
             "events"} <= tables
     plan = " ".join(r["detail"] for r in store.query(
@@ -29,7 +31,39 @@ def test_file_store_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
     s = open_store(tmp_path / "home")
     assert s.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     assert s.query("PRAGMA busy_timeout")[0]["timeout"] >= 10000
-    assert [m.name for m in migrations.applied(s.db)] == ["m001_initial", "m002_queue"]
+    assert applied_migrations(s.conn) == ["m001_initial", "m002_queue", "m003_stage_names"]
+
+
+def test_an_up_to_date_store_opens_without_sqlite_utils(tmp_path: Path) -> None:
+    """sqlite-utils (which imports pandas and numpy) is imported only to migrate: `cream
+    status` on an up-to-date store pays for neither."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from cream_engine.store import open_store; "
+            f"open_store({str(tmp_path)!r}).close(); "
+            "print(json.dumps([m for m in ('sqlite_utils', 'pandas', 'numpy') "
+            "if m in sys.modules]))")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True) for _ in range(2)]
+    assert json.loads(runs[0].stdout) != []       # the first open migrates a new store
+    assert json.loads(runs[1].stdout) == []
+
+
+def test_nested_transactions_roll_back_their_own_part(store: Store) -> None:
+    with store.atomic():
+        store.set_setting("outer", "1")
+        with pytest.raises(RuntimeError):
+            with store.atomic():
+                store.set_setting("inner", "1")
+                raise RuntimeError("undo the inner part only")
+    assert store.get_setting("outer") == "1" and store.get_setting("inner") is None
+    with pytest.raises(RuntimeError):
+        with store.atomic():
+            store.set_setting("outer", "2")
+            raise RuntimeError
+    assert store.get_setting("outer") == "1"
 
 
 def test_read_only_open_creates_nothing(tmp_path: Path) -> None:

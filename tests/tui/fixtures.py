@@ -2,7 +2,7 @@
 
 Five runs: cream-a (done, 3 iterations, evaluation scores), srlm-b (failed in iteration 1's
 training), scir-c (running: iteration 2 of 4, training 120/300 on GPU 0), dpo-d (queued,
-priority 2) and cream-e (cancelled in its first reward stage); about 20,000 metric rows; two
+priority 2) and cream-e (cancelled in its first score stage); about 20,000 metric rows; two
 GPUs sampled for two minutes; a job log for scir-c. Everything is computed, nothing random, so
 screenshots are the same on every machine.
 """
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cream_engine.config import from_dict, to_toml
+from cream_engine.gpu import GpuReport
+from cream_engine.paths import STAGES
 from cream_engine.store import Store, open_store
-from cream_tui.gpu import GpuReport
 
 NOW = 1_767_225_600.0          # 2026-01-01 00:00:00 UTC: every timestamp is relative to it
-STAGES = ("generate", "reward", "consistency", "pairs", "train", "evaluate")
 METRICS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
 GPU0, GPU1 = "GPU-0a1b2c3d-aaaa", "GPU-4e5f6a7b-bbbb"
 ENGINE_PID = 4242
@@ -108,10 +108,8 @@ def _train_metrics(store: Store, run_id: str, t: int, steps: int, start: float,
         at = start + 6.0 * step
         for name, value in zip(METRICS, (loss, margin, acc, chosen, rejected)):
             rows.append((run_id, t, "train", step, name, round(value, 6), at))
-    with store.db.atomic():
-        store.db.conn.executemany(
-            "INSERT INTO metrics (run_id, iteration, stage, step, name, value, time) "
-            "VALUES (?,?,?,?,?,?,?)", rows)
+    store.executemany("INSERT INTO metrics (run_id, iteration, stage, step, name, value, "
+                      "time) VALUES (?,?,?,?,?,?,?)", rows)
 
 
 def _iteration(store: Store, run_id: str, t: int, status: str, start: float,
@@ -203,7 +201,7 @@ def write_store(home: Path, now: float = NOW) -> Runs:
         clock += 120
     _stage(store, r.running, 2, "train", "running", clock, None, 120, 300)
     _train_metrics(store, r.running, 2, 120, clock, seed=4.0)
-    # dpo-d: queued behind it with priority 2; cream-e: cancelled during its first reward
+    # dpo-d: queued behind it with priority 2; cream-e: cancelled during its first score
     _run(store, home, r.queued, "dpo-d", "dpo", "queued", 2, NOW - 1800, None, None, beta=0.2)
     _job(store, r.queued, "queued", NOW - 1800, priority=2)
     start = NOW - 1500
@@ -212,7 +210,7 @@ def write_store(home: Path, now: float = NOW) -> Runs:
     _job(store, r.cancelled, "cancelled", start, started=start, ended=start + 900,
          exit_code=143)
     _stage(store, r.cancelled, 0, "generate", "done", start, start + 500, 64, 64)
-    _stage(store, r.cancelled, 0, "reward", "cancelled", start + 500, start + 900, 17, 64)
+    _stage(store, r.cancelled, 0, "score", "cancelled", start + 500, start + 900, 17, 64)
     _iteration(store, r.cancelled, 0, "running", start, None, None, None, None, 188.0)
     _gpu_samples(store)
     _job_log(home / r.running)
@@ -229,7 +227,7 @@ TIME_COLUMNS = {"runs": ("created_at", "started_at", "ended_at"),
 
 
 def _shift(store: Store, seconds: float) -> None:
-    with store.db.atomic():
+    with store.atomic():
         for table, cols in TIME_COLUMNS.items():
             sets = ", ".join(f"{c} = {c} + ?" for c in cols)
             store.execute(f"UPDATE {table} SET {sets}", [seconds] * len(cols))

@@ -68,7 +68,7 @@ async def test_runs_are_listed_active_first(tui_home: Path) -> None:
         assert [str(c) for c in table.get_row_at(0)[2:]] == [
             "scir", "running", "2/4", "train 40%", "0", "2h00m", "55m37s"]
         text = screen_text(app)
-        assert "queued p2" in text and "failed" in text and "reward ✗" in text
+        assert "queued p2" in text and "failed" in text and "score ✗" in text
         assert "5 runs · 1 running · 1 queued · queue accepting jobs" in text
         assert "GPU0 util  84%" in text and "GPU1" in text        # the GPU strip
 

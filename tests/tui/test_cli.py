@@ -161,3 +161,46 @@ def test_gpus_reads_through_the_same_interface(tmp_path: Path) -> None:
     assert data["gpus"][0]["memory_free_mb"] == 79000
     text = run_cli("gpus", env=env).stdout
     assert "37% util" in text and "1000/80000 MiB" in text and "N/A" in text
+
+
+def test_an_unexpected_error_is_one_line_and_a_logged_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import sys
+
+    from cream_engine import results
+    from cream_engine.store import open_store
+    from cream_tui import cli
+
+    home = tmp_path / "home"
+    open_store(home).close()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk is on fire\nand a second line")
+
+    monkeypatch.setattr(results, "run_summaries", broken)
+    monkeypatch.setattr(sys, "argv", ["cream", "--home", str(home), "status"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    log = home / "logs" / "cli-errors.log"
+    assert err == [f"cream: internal error: RuntimeError: the disk is on fire (traceback in "
+                   f"{log})"]
+    assert "Traceback" in log.read_text() and "in broken" in log.read_text()
+
+
+def test_expected_errors_are_caught_once_with_their_exit_code(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import sys
+
+    from cream_tui import cli
+
+    for argv, code in ((["status", "ghost"], 2), (["queue", "cancel", "ghost"], 2),
+                       (["logs", "ghost"], 2), (["export", "ghost"], 2)):
+        monkeypatch.setattr(sys, "argv", ["cream", "--home", str(tmp_path / "h"), *argv])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == code and len(err) == 1, (argv, err)
+        assert err[0].startswith("cream: error: run 'ghost': no such run"), err
+    assert not (tmp_path / "h").exists()

@@ -205,34 +205,12 @@ def test_export_to_a_file_is_atomic(filled: Path, tmp_path: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_baseline_read_from_stages_while_iteration_0_runs(store) -> None:
-    """M0's evaluation shows before iteration 0 finishes (its summary is written only then)."""
-    from cream_tui.compare import compare
-
-    store.create_run("r1", name="x", method="srlm", model="m", iterations=1, run_dir="r1",
-                     config_toml="")
-    store.start_stage("r1", 0, "baseline")
-    store.finish_stage("r1", 0, "baseline", info=BASE_A)
-    store.upsert_iteration("r1", 0, status="running")
-    data = compare(store, ["r1"])
-    assert data["config_diff"] == {}
-    assert [(r["model"], r["eval"]) for r in data["rows"]] == [("M0", BASE_A), ("M1", None)]
-
-
-def test_config_diff_types_and_unset_keys() -> None:
-    from cream_tui.compare import config_diff
-
-    diff = config_diff([{"train": {"lora": True, "beta": 0.1}, "a": {"x": [1, 2]}},
-                        {"train": {"lora": 1, "beta": 0.1}, "a": {"x": [1, 2], "y": "z"}}])
-    assert diff == {"a.y": [None, "z"], "train.lora": [True, 1]}
-
-
 def test_many_sets_and_long_names_stay_legible_at_80_columns() -> None:
     """Long run names become letters (the runs table says which); evaluation columns that do
     not fit go to a continued table instead of being folded mid-number."""
     from rich.console import Console
 
-    from cream_tui.compare import print_compare
+    from cream_tui.tables import print_compare
 
     ev = {"sets": {n: {"gen_acc": 0.5, "ll_acc": 0.4} for n in ("mmlu_small", "gsm8k",
                                                                "arc_challenge")},

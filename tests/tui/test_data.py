@@ -1,15 +1,15 @@
 """The dashboard's data layer without a screen: downsampling, incremental series, ETA on a
-fixed clock, the log tail window, evaluation scores and the text helpers."""
+fixed clock and the text helpers."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cream_engine.store import Store, open_store
 from cream_tui import format as fmt
-from cream_tui.data import DataSource, empty_message, evaluation_of, headline, headline_key
+from cream_tui.data import DataSource, empty_message
 from cream_tui.series import RunSeries, downsample_minmax
+from cream_tui.widgets.runs_table import gpu_text
 from tests.tui.fixtures import NOW, no_gpu
 
 
@@ -62,7 +62,8 @@ def test_home_data_on_a_fixed_clock(tmp_path: Path) -> None:
     progress = (2 + 4.4 / 6) / 4
     assert round(running.eta) == round(7200 * (1 - progress) / progress)
     assert (running.stage, running.stage_done, running.stage_total) == ("train", 120, 300)
-    assert running.gpus == "0" and rows["dpo-d"].gpus == "auto"
+    index = {g.uuid: g.index for g in data.gpus.gpus}
+    assert gpu_text(running, index) == "0" and gpu_text(rows["dpo-d"], index) == "auto"
     assert rows["srlm-b"].stage_status == "failed" and rows["srlm-b"].eta is None
     assert rows["cream-a"].stage is None and rows["cream-a"].iteration == 3
     assert data.drained is False and len(data.gpus.gpus) == 2
@@ -78,46 +79,6 @@ def test_missing_home_and_missing_run(tmp_path: Path) -> None:
     assert not (tmp_path / "absent").exists()
     open_store(tmp_path / "absent").close()
     assert "no such run" in source.run_data("x", NOW, 50).problem
-
-
-def test_log_tail_keeps_the_last_lines_and_what_a_terminal_shows(tmp_path: Path) -> None:
-    source = DataSource(tmp_path, no_gpu)
-    logs = tmp_path / "run" / "logs"
-    logs.mkdir(parents=True)
-    lines = [f"line {i}" for i in range(5000)] + ["bar 10%\rbar 50%\r\x1b[1mbar 100%\x1b[0m"]
-    (logs / "job.log").write_text("\n".join(lines) + "\n")
-    path, tail = source._log_tail(tmp_path / "run")
-    assert path.endswith("run/logs/job.log")
-    assert tail[-1] == "bar 100%" and tail[-2] == "line 4999"
-    assert len(tail) == 300 and all(t.startswith(("line", "bar")) for t in tail)
-    assert source._log_tail(tmp_path / "missing") == (str(tmp_path / "missing/logs/job.log"),
-                                                     ())
-
-
-def test_evaluation_scores_from_the_iteration_summary() -> None:
-    assert evaluation_of(None) == ()
-    assert evaluation_of(json.dumps({"train": "{}"})) == ()
-    summary = json.dumps({"evaluate": {"model": "M1", "sets": {"mc": {"gen_acc": 0.25, "n": 80}},
-                                       "win": {"vs": "M0", "win_rate": 0.5}, "ok": True,
-                                       "seconds": 9.5, "seconds_by_part": {"loglik": 2.0}},
-                          "baseline": {"sets": {"mc": {"gen_acc": 0.2}}}})
-    assert evaluation_of(summary) == (("sets.mc.gen_acc", 0.25), ("sets.mc.n", 80.0),
-                                      ("win.win_rate", 0.5))
-    assert evaluation_of(summary, "baseline") == (("sets.mc.gen_acc", 0.2),)
-    assert evaluation_of(json.dumps({"evaluate": json.dumps({"judge_score": 1.5})})) == (
-        ("judge_score", 1.5),)
-    assert evaluation_of("not json") == ()
-
-
-def test_evaluation_headline() -> None:
-    ev = (("judge_score", 2.5), ("sets.arith.gen_acc", 0.1), ("sets.mc.gen_acc", 0.3),
-          ("sets.mc.ll_acc", 0.4), ("sets.siqa.ll_acc", 0.5), ("win.win_rate", 0.25))
-    assert headline(ev) == (("arith", 0.1), ("mc", 0.3), ("siqa", 0.5), ("win", 0.25),
-                            ("score", 2.5))
-    assert headline((("other", 1.0),)) == (("other", 1.0),)
-    assert headline_key([k for k, _ in ev]) == "sets.arith.gen_acc"
-    assert headline_key(["judge_score", "win.win_rate"]) == "win.win_rate"
-    assert headline_key([]) is None
 
 
 def test_text_helpers() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cream_engine.daemon import daemon_pid
 from cream_engine.store import open_store
-from cream_tui.worker import daemon_pid
 from tests.conftest import run_cli
 from tests.tui.test_tmux import TMUX, Pane
 

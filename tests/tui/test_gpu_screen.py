@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cream_tui.gpu import GpuInfo, GpuProcess, GpuReport
+from cream_engine.gpu import GpuInfo, GpuProcess, GpuReport
 from cream_tui.screens.gpus import GpuScreen
 from tests.tui.fixtures import NOW, RUNS
 from tests.tui.helpers import make_app, screen_text, wait_loaded

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cream_engine import queue
-from cream_engine.queue import QueueError
+from cream_engine.errors import QueueError, UsageError
 from cream_engine.store import Store, open_store
 
 
@@ -67,7 +67,7 @@ def test_cancel_retry_priority(store: Store) -> None:
         queue.retry(store, "a")
     queue.cancel(store, "a")  # running: flagged for the worker
     assert queue.latest_job(store, "a")["cancel_requested"] == 1
-    with pytest.raises(QueueError, match="no such run"):
+    with pytest.raises(UsageError, match="no such run"):
         queue.cancel(store, "ghost")
 
 

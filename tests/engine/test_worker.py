@@ -1,4 +1,5 @@
-"""The real worker against real tiny jobs: order, cancel, crash recovery, GPUs, alerts."""
+"""The real worker against real tiny jobs: order, cancel, crash recovery, GPUs, alerts; one
+worker per data home, and a dead one reported as gone."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from cream_engine.config import from_dict, to_toml
+from cream_engine.daemon import daemon_pid
 from cream_engine.store import open_store
-from cream_tui.worker import daemon_pid
 from tests.conftest import run_cli
 
 
@@ -129,7 +130,7 @@ def test_worker_sigkill_then_start_finishes_the_job(
     run_id = submit(home, tiny_toml(tmp_path / "k.toml", tiny_model_dir, "crash", 2))
     first = start()
     store = open_store(home)
-    wait_for(lambda: store.stage_status(run_id, 0, "reward") is not None, what="reward")
+    wait_for(lambda: store.stage_status(run_id, 0, "score") is not None, what="score")
     os.kill(first, signal.SIGKILL)
     job = store.query("SELECT * FROM jobs WHERE run_id = ?", [run_id])[0]
     if kill_engine_too:
@@ -187,3 +188,59 @@ def test_submit_refuses_more_gpus_than_the_machine_has(tmp_path: Path,
 def test_worker_and_gpus_say_no_gpu(tmp_path: Path) -> None:
     r = run_cli("worker", "run", "--once", home=tmp_path / "home")
     assert r.returncode == 0 and "no GPU" in r.stderr
+
+
+def _workers_of(home: Path) -> list[int]:
+    """The pids of live `cream_engine.worker` processes serving `home`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            state = (proc / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if "cream_engine.worker" in argv and str(home) in argv and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def test_two_worker_starts_at_once_leave_one_worker(daemon) -> None:
+    home, _ = daemon
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREAM_")}
+    env["CREAM_HOME"] = str(home)
+    procs = [subprocess.Popen([sys.executable, "-m", "cream_tui.cli", "worker", "start"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    said = sorted(out.strip() for out, _ in outs)
+    pid = daemon_pid(home)
+    assert said[0].startswith(f"worker already running (pid {pid})"), said
+    assert said[1].startswith(f"worker started (pid {pid})"), said
+    assert _workers_of(home) == [pid]
+    status = json.loads(run_cli("worker", "status", "--json", home=home).stdout)
+    assert status["daemon_pid"] == pid
+    assert [w["liveness"] for w in status["workers"]] == ["running"]
+    r = run_cli("worker", "run", "--once", home=home)      # a third one, in the foreground
+    assert r.returncode == 2 and "already runs" in r.stderr
+
+
+def test_a_sigkilled_worker_shows_as_gone(daemon) -> None:
+    home, start = daemon
+    pid = start()
+    wait_for(lambda: json.loads(run_cli("worker", "status", "--json", home=home).stdout)
+             ["workers"], what="the worker's row")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not _workers_of(home), timeout=10, what="the worker to die")
+    status = json.loads(run_cli("worker", "status", "--json", home=home).stdout)
+    assert status["daemon_pid"] is None
+    assert [(w["pid"], w["liveness"]) for w in status["workers"]] == [(pid, "gone")]
+    text = run_cli("worker", "status", home=home).stdout
+    assert "daemon: not running" in text and f":{pid}: gone" in text
+    second = start()   # the next worker records that the first one is gone
+    store = open_store(home)
+    wait_for(lambda: {w["pid"]: w["status"] for w in store.query(
+        "SELECT pid, status FROM workers")} == {pid: "gone", second: "running"}, timeout=20,
+        what="the first worker marked gone")
