@@ -17,44 +17,14 @@ from cream_engine import paths
 from cream_engine.config import from_dict
 from cream_engine.errors import TrainingError
 from cream_engine.files import read_jsonl
-from cream_engine.runs import create_run
 from cream_engine.store import open_store
 from tests.conftest import run_cli
+from tests.engine.helpers import engine, finish, new_run, tiny_config
 
 STAGES = list(paths.STAGES)
 ARTIFACTS = paths.ARTIFACTS
 TRAIN_METRICS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                  "rewards/accuracies", "consistency", "learning_rate", "grad_norm"}
-
-
-def tiny_config(model_dir: Path, **sections: dict) -> dict:
-    base = {"run": {"name": "tiny", "method": "cream", "model": str(model_dir),
-                    "iterations": 2, "seed": 3},
-            "data": {"prompts_per_iteration": 8},
-            "generate": {"n": 4, "max_new_tokens": 16, "batch_size": 4},
-            "judge": {"samples": 1, "max_new_tokens": 0},
-            "train": {"learning_rate": 1e-3, "batch_size": 2},
-            "eval": {"max_items": 4, "max_new_tokens": 12, "win_rate_prompts": 4}}
-    for name, values in sections.items():
-        base[name] = {**base.get(name, {}), **values}
-    return base
-
-
-def new_run(home: Path, config: dict) -> Path:
-    store = open_store(home)
-    run_id = create_run(store, home, from_dict(config))
-    return Path(store.get_run(run_id)["run_dir"])
-
-
-def engine(run_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "CREAM_HOME": str(run_dir.parent)}
-    return subprocess.Popen([sys.executable, "-m", "cream_engine", "run", str(run_dir)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
 
 
 def artifacts(run_dir: Path) -> dict:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from cream_engine.compare import compare, config_diff
 from cream_engine.results import LogTail, evaluation_of, headline, headline_key
-from tests.tui.test_compare import BASE_A
+
+BASE_A = {"model": "M0", "sets": {"mc": {"n": 100, "gen_acc": 0.27}}, "judge_score": 2.41}
 
 
 def test_log_tail_keeps_the_last_lines_and_what_a_terminal_shows(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from cream_engine.methods.scir import pick_pair
 from cream_engine.stages import train as T
 from cream_engine.stages.pairs import agreement
 from cream_engine.store import open_store
-from tests.engine.test_pipeline import engine, finish, new_run, tiny_config
+from tests.engine.helpers import engine, finish, new_run, tiny_config
 
 BETA = 0.1
 

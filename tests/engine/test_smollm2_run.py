@@ -9,7 +9,7 @@ import pytest
 
 from cream_engine.files import read_jsonl
 from cream_engine.store import open_store
-from tests.engine.test_pipeline import engine, finish, new_run
+from tests.engine.helpers import engine, finish, new_run
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
-"""Helpers for driving the dashboard with Pilot: wait for the polled data, read the screen as
-plain text, wait for queue actions."""
+"""Helpers for driving the dashboard with Pilot (wait for the polled data, read the screen as
+plain text, wait for queue actions) and in a real terminal (a tmux pane)."""
 
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+import time
 
 from rich.console import Console
 from textual.app import App
@@ -59,3 +62,42 @@ def make_app(home, run: str | None = None, **kwargs):
 
     kwargs.setdefault("gpu_reader", no_gpu)
     return CreamApp(home, run, clock=frozen_clock, poll_s=0.1, **kwargs)
+
+
+TMUX = shutil.which("tmux")
+
+
+class Pane:
+    """One detached tmux session on a private server socket."""
+
+    def __init__(self, socket: str, env: dict[str, str]):
+        self.base = [TMUX, "-u", "-L", socket, "-f", "/dev/null"]
+        self.env = env
+
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.base, *args], env=self.env, capture_output=True,
+                              text=True, check=check, timeout=30)
+
+    def start(self, command: str, width: int, height: int) -> None:
+        self.tmux("new-session", "-d", "-s", "cream", "-x", str(width), "-y", str(height),
+                  command)
+
+    def capture(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "cream", check=False).stdout
+
+    def send(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "cream", *keys)
+
+    def wait_for(self, *texts: str, timeout: float = 30.0) -> str:
+        deadline = time.time() + timeout
+        while True:
+            screen = self.capture()
+            if all(t in screen for t in texts):
+                return screen
+            if time.time() > deadline:
+                missing = [t for t in texts if t not in screen]
+                raise AssertionError(f"not on screen: {missing}\n{screen}")
+            time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return self.tmux("has-session", "-t", "cream", check=False).returncode == 0

@@ -15,7 +15,7 @@ import pytest
 from cream_engine.daemon import daemon_pid
 from cream_engine.store import open_store
 from tests.conftest import run_cli
-from tests.tui.test_tmux import TMUX, Pane
+from tests.tui.helpers import TMUX, Pane
 
 
 def test_demo_tiny_no_tui(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,46 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.tui.fixtures import write_store
+from tests.tui.helpers import TMUX, Pane
 
-TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(
     TMUX is None, reason="tmux is not installed (CI: apt-get install -y tmux)")
-
-
-class Pane:
-    """One detached tmux session on a private server socket."""
-
-    def __init__(self, socket: str, env: dict[str, str]):
-        self.base = [TMUX, "-u", "-L", socket, "-f", "/dev/null"]
-        self.env = env
-
-    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.base, *args], env=self.env, capture_output=True,
-                              text=True, check=check, timeout=30)
-
-    def start(self, command: str, width: int, height: int) -> None:
-        self.tmux("new-session", "-d", "-s", "cream", "-x", str(width), "-y", str(height),
-                  command)
-
-    def capture(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "cream", check=False).stdout
-
-    def send(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", "cream", *keys)
-
-    def wait_for(self, *texts: str, timeout: float = 30.0) -> str:
-        deadline = time.time() + timeout
-        while True:
-            screen = self.capture()
-            if all(t in screen for t in texts):
-                return screen
-            if time.time() > deadline:
-                missing = [t for t in texts if t not in screen]
-                raise AssertionError(f"not on screen: {missing}\n{screen}")
-            time.sleep(0.2)
-
-    def alive(self) -> bool:
-        return self.tmux("has-session", "-t", "cream", check=False).returncode == 0
 
 
 def test_cream_tui_in_a_real_terminal(tmp_path: Path) -> None:
