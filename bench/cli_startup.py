@@ -3,9 +3,10 @@
 interpreter), against a store filled like the dashboard tests' (five runs, ~20,000 metric rows).
 
 CPU is user + system time of the child process (`os.wait4`) over N runs (min, median, max:
-a shared VM adds noise); wall time beside it. Also prints the heavy modules each command loaded (there should be none). Byte code
-is cached as on a user's machine (`PYTHONDONTWRITEBYTECODE` is dropped, one warm-up run):
-without it every start compiles every module again.
+a shared VM adds noise); wall time beside it. Also prints the heavy modules each command
+loaded (there should be none). Byte code is cached as on a user's machine
+(`PYTHONDONTWRITEBYTECODE` is dropped, one warm-up run): without it every start compiles
+every module again.
 
     .venv/bin/python bench/cli_startup.py [--runs 10]
 

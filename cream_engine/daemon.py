@@ -67,26 +67,15 @@ def is_engine_of(pid: int, run_dir: str) -> bool:
     return run_dir in argv or Path(run_dir).name in {Path(a).name for a in argv if a}
 
 
-def liveness(worker: dict, stale_s: float = STALE_S) -> str:
-    """`running`, `stopped` or `gone` (its row says running, but its process is dead: on this
-    host the pid is gone or is another program; elsewhere its heartbeat is stale)."""
+def liveness(worker: dict, home: Path, stale_s: float = STALE_S) -> str:
+    """`running`, `stopped` or `gone`: a row that says running, whose process is dead. On this
+    host the home's lock says which worker runs (a reused pid cannot fool it); a worker on
+    another host sharing the store is gone when its heartbeat is stale."""
     if worker["status"] != "running":
         return worker["status"]
     if worker["host"] == socket.gethostname():
-        if not pid_alive(worker["pid"]):
-            return "gone"
-        argv = _cmdline(worker["pid"])  # None: /proc unreadable, trust the pid then
-        return "running" if argv is None or is_worker(argv) else "gone"
+        return "running" if worker["pid"] == daemon_pid(home) else "gone"
     return "running" if worker["heartbeat_at"] > time.time() - stale_s else "gone"
-
-
-def is_worker(argv: list[str]) -> bool:
-    """A worker's command line: the daemon (`python -m cream_engine.worker …`) or one in the
-    foreground (`cream worker run`), not another program that reuses its pid."""
-    if "cream_engine.worker" in argv:
-        return True
-    return "worker" in argv and any(a == "cream_tui.cli" or Path(a).name == "cream"
-                                    for a in argv)
 
 
 # -- one worker per data home: the lock -----------------------------------------------------

@@ -2,9 +2,10 @@
 
 Every error `cream` expects (a bad config, an unknown run, a model that does not load, a NaN
 loss) is a `CreamError`: its message is one line that names the field, file or run, and its
-class carries the exit code. The entry points (the CLI, the engine, the worker) catch
-`CreamError` once, print `cream: error: <message>` and exit with `exit_code`; anything else is
-a bug, shown as one line while its traceback goes to a log.
+class carries the exit code. The entry points catch `CreamError` once: the CLI and the worker print
+`cream: error: <message>` and exit with `exit_code`, the engine records the message as the
+run's error and exits 1. Anything else is a bug, shown as one line while its traceback goes to
+a log.
 
 Light layer: standard library only.
 """
@@ -52,7 +53,7 @@ class DataError(ConfigError):
 
 
 class StoreError(UsageError):
-    """The store cannot be used (written by a newer cream, not a database, locked too long)."""
+    """The store cannot be opened (written by a newer cream, not a database)."""
 
 
 class RunNotFound(UsageError):

@@ -1,6 +1,11 @@
 """Files that appear whole or not at all: every artifact, config snapshot, model folder, export
 and pid file is written beside its target and renamed over it, so a crash or a full disk at
-any moment leaves either the old file or the new one, never half of one.
+any moment leaves the old file or the new one, never half of one. (A folder cannot be swapped
+in one step: a crash between moving the old one aside and renaming the new one in leaves the
+old one beside its place, as `.<name>.<pid>.old`.)
+
+Temp names carry the writer's pid, so two writers never share one; what a killed writer left
+behind is removed by the next write of the same target.
 
 Light layer: standard library only.
 """
@@ -8,6 +13,7 @@ Light layer: standard library only.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -16,9 +22,31 @@ from pathlib import Path
 from typing import IO
 
 
-def _temp_beside(path: Path) -> Path:
-    # same folder, so the rename is atomic; the pid keeps two writers apart
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _beside(path: Path, kind: str = "tmp") -> Path:
+    # same folder, so the rename is atomic
+    return path.with_name(f".{path.name}.{os.getpid()}.{kind}")
+
+
+def _remove_stale(path: Path) -> None:
+    """Temp files and folders of `path` left by writers that are no longer running."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.*"):
+        pid, _, kind = stale.name[len(path.name) + 2:].partition(".")
+        if kind not in ("tmp", "old") or not pid.isdigit() or _running(int(pid)):
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -29,7 +57,8 @@ def atomic_file(path: Path, mode: str = "w", *, parents: bool = True) -> Iterato
     path = Path(path)
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
+    _remove_stale(path)
+    tmp = _beside(path)
     text = "b" not in mode
     try:
         with open(tmp, mode, **({"encoding": "utf-8", "newline": ""} if text else {})) as fh:
@@ -68,18 +97,21 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @contextlib.contextmanager
 def atomic_folder(path: Path) -> Iterator[Path]:
-    """A temp folder beside `path` to fill; once the block ends without an error it replaces
-    `path` (an old folder there is removed first). On an error it is removed."""
+    """A temp folder beside `path` to fill; once the block ends without an error it takes the
+    place of `path` (an old folder there is moved aside, then removed). On an error it is
+    removed and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale(path)
+    tmp = _beside(path)
     tmp.mkdir()
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    old = _beside(path, "old")
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -2,7 +2,9 @@
 the folders and artifacts of a run, and the files shipped in `cream_engine/data/`.
 
     <home>/cream.db                  the store (SQLite, WAL)
-    <home>/worker.pid, worker.lock   the worker daemon of this home (one at most)
+    <home>/worker.pid, worker.lock   the worker of this home (one at most), worker.log its log
+    <home>/logs/cli-errors.log       tracebacks of unexpected CLI errors
+    <home>/demo/                     the configs `cream demo` wrote
     <home>/models/<name>/            converted bundled models (built once)
     <home>/<run-id>/config.toml      the resolved config of a run
     <home>/<run-id>/iter-<t>/        one file per stage (ARTIFACTS), model/ the checkpoint
@@ -38,9 +40,8 @@ ARTIFACTS = {
     "train": "model",                   # the checkpoint M_t+1
     "evaluate": "eval.json",            # M_t+1's evaluation
 }
-# Runs written before the stages were renamed: stage `reward` (now `score`) and the
-# consistency stage's `rewards.jsonl` (now `consistency.jsonl`).
-LEGACY_STAGES = {"reward": "score"}
+# Runs written before the stages were renamed: the consistency stage's `rewards.jsonl` is now
+# `consistency.jsonl` (and stage `reward` is `score`: the store's migration m003 renames that).
 LEGACY_ARTIFACTS = {"rewards.jsonl": "consistency.jsonl"}
 
 

@@ -134,9 +134,9 @@ def run_experiment(run_dir: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     run_id = run_dir.name
-    store.set_run_status(run_id, "running")
-    store.add_event("run.started", f"run {run_id} started", run_id=run_id)
     try:
+        store.set_run_status(run_id, "running")
+        store.add_event("run.started", f"run {run_id} started", run_id=run_id)
         ctx = RunContext.open(run_dir, store)
         for t in range(ctx.config.run.iterations):
             run_iteration(ctx, t)
@@ -164,10 +164,13 @@ def _open_run(run_dir: Path) -> tuple[Store, IO]:
     """The store of the run's home, and an exclusive lock on the run held for the life of this
     process (the OS drops it when the process dies, even by SIGKILL): two engines never run
     the same run at once."""
-    store = open_store(run_dir.parent)
-    if store.get_run(run_dir.name) is None:
+    store = open_store(run_dir.parent, create=False)
+    if store is None or store.get_run(run_dir.name) is None:
         raise UsageError(f"{run_dir}: not a run of the store at {run_dir.parent}")
-    handle = open(run_dir / ".lock", "w")
+    try:
+        handle = open(run_dir / ".lock", "w")
+    except OSError as e:
+        raise UsageError(f"{run_dir}: cannot open the run's folder ({e.strerror})") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -80,12 +80,13 @@ def job_gpus(job: dict, gpus_on_machine: int) -> int:
 def jobs(store: Store, include_ended: bool = True) -> list[dict]:
     """Jobs with their run's name, method and status: running, then queued (by priority),
     then ended."""
-    where = "" if include_ended else "WHERE j.status NOT IN ('done', 'failed', 'cancelled')"
+    where, args = ("", []) if include_ended else (
+        f"WHERE j.status NOT IN ({','.join('?' * len(JOB_ENDED))})", list(JOB_ENDED))
     return store.query(
-        "SELECT j.*, r.name, r.method, r.status AS run_status, r.run_dir FROM jobs j "
+        "SELECT j.*, r.name, r.method, r.status AS run_status FROM jobs j "
         f"JOIN runs r ON r.id = j.run_id {where} ORDER BY "
         "CASE j.status WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
-        "j.priority DESC, j.id")
+        "j.priority DESC, j.id", args)
 
 
 def jobs_of_run(store: Store, run_id: str) -> list[dict]:
@@ -146,12 +147,13 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
 
 def cancel(store: Store, ref: str) -> dict:
     """Cancel a run's job: a queued one at once; a running one is flagged for its worker
-    (SIGTERM to the process group, SIGKILL after the grace period). Returns the job."""
+    (SIGTERM to the process group, SIGKILL after the grace period). Returns the job. Read and
+    written in one transaction: a worker cannot claim the job in between."""
     run = store.require_run(ref)
-    job = latest_job(store, run["id"])
-    if job is None or job["status"] in JOB_ENDED:
-        raise QueueError(f"run {run['id']}: nothing to cancel (no queued or running job)")
     with store.immediate():
+        job = latest_job(store, run["id"])
+        if job is None or job["status"] in JOB_ENDED:
+            raise QueueError(f"run {run['id']}: nothing to cancel (no queued or running job)")
         if job["status"] == "queued":
             store.execute("UPDATE jobs SET status = 'cancelled', ended_at = ? WHERE id = ?",
                           [time.time(), job["id"]])
@@ -165,37 +167,33 @@ def cancel(store: Store, ref: str) -> dict:
 def retry(store: Store, ref: str, priority: int | None = None) -> str:
     """Queue a new job for a failed or cancelled run: it resumes from the last finished stage."""
     run = store.require_run(ref)
-    job = latest_job(store, run["id"])
-    if job is not None and job["status"] not in JOB_ENDED:
-        raise QueueError(f"run {run['id']}: already {job['status']}")
-    if run["status"] == "done":
-        raise QueueError(f"run {run['id']}: already done")
-    _add_job(store, run["id"], priority=job["priority"] if priority is None and job else
-             (priority or 0), gpus=None if not job or job["gpus"] < 0 else job["gpus"],
-             min_free_mem_gb=job["min_free_mem_gb"] if job else 0.0,
-             after_run=None, attempts=job["attempts"] if job else 0)
-    store.execute("UPDATE runs SET status = 'queued', error = NULL, ended_at = NULL "
-                  "WHERE id = ?", [run["id"]])
+    with store.immediate():  # two retries at once queue one job
+        job = latest_job(store, run["id"])
+        if job is not None and job["status"] not in JOB_ENDED:
+            raise QueueError(f"run {run['id']}: already {job['status']}")
+        if store.require_run(run["id"])["status"] == "done":
+            raise QueueError(f"run {run['id']}: already done")
+        _add_job(store, run["id"], priority=job["priority"] if priority is None and job else
+                 (priority or 0), gpus=None if not job or job["gpus"] < 0 else job["gpus"],
+                 min_free_mem_gb=job["min_free_mem_gb"] if job else 0.0,
+                 after_run=None, attempts=job["attempts"] if job else 0)
+        store.execute("UPDATE runs SET status = 'queued', error = NULL, ended_at = NULL "
+                      "WHERE id = ?", [run["id"]])
     store.add_event("job.queued", f"run {run['id']} queued to resume", run_id=run["id"])
     return run["id"]
 
 
-def set_priority(store: Store, ref: str, priority: int) -> None:
+def set_priority(store: Store, ref: str, priority: int | None = None, *,
+                 delta: int = 0) -> int:
+    """Set a queued job's priority (or move it by `delta`); returns the new priority."""
     run = store.require_run(ref)
-    job = latest_job(store, run["id"])
-    if job is None or job["status"] != "queued":
-        raise QueueError(f"run {run['id']}: only a queued job's priority can change")
-    store.execute("UPDATE jobs SET priority = ? WHERE id = ?", [priority, job["id"]])
-
-
-def change_priority(store: Store, ref: str, delta: int) -> int:
-    """Raise (or lower) a queued job's priority by `delta`; returns the new priority."""
-    run = store.require_run(ref)
-    job = latest_job(store, run["id"])
-    if job is None:
-        raise QueueError(f"run {run['id']}: no job")
-    set_priority(store, run["id"], job["priority"] + delta)
-    return job["priority"] + delta
+    with store.immediate():
+        job = latest_job(store, run["id"])
+        if job is None or job["status"] != "queued":
+            raise QueueError(f"run {run['id']}: only a queued job's priority can change")
+        new = (job["priority"] if priority is None else priority) + delta
+        store.execute("UPDATE jobs SET priority = ? WHERE id = ?", [new, job["id"]])
+    return new
 
 
 def set_drain(store: Store, drain: bool) -> None:
@@ -246,20 +244,30 @@ def adopt_job(store: Store, job_id: int, worker: str) -> None:
 def finish_job(store: Store, job_id: int, status: str, exit_code: int | None,
                error: str | None = None) -> None:
     """Record how a job ended, and its run's status (unless the engine already set it)."""
-    job = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])[0]
-    store.execute("UPDATE jobs SET status = ?, exit_code = ?, ended_at = ? WHERE id = ?",
-                  [status, exit_code, time.time(), job_id])
-    run = store.get_run(job["run_id"])
-    if run and run["status"] in ("queued", "running"):
-        store.set_run_status(job["run_id"], status, error=error)
+    with store.atomic():
+        job = store.query("SELECT * FROM jobs WHERE id = ?", [job_id])[0]
+        store.execute("UPDATE jobs SET status = ?, exit_code = ?, ended_at = ? WHERE id = ?",
+                      [status, exit_code, time.time(), job_id])
+        run = store.get_run(job["run_id"])
+        if run and run["status"] not in RUN_ENDED:
+            store.set_run_status(job["run_id"], status, error=error)
 
 
-def requeue(store: Store, job: dict, reason: str) -> None:
-    """Put a job whose process is gone back in the queue; the engine resumes its run."""
-    store.execute("UPDATE jobs SET status = 'queued', worker = NULL, pid = NULL, "
-                  "heartbeat_at = NULL WHERE id = ? AND status = 'running'", [job["id"]])
-    store.execute("UPDATE runs SET status = 'queued' WHERE id = ?", [job["run_id"]])
-    store.add_event("job.requeued", f"run {job['run_id']}: {reason}", run_id=job["run_id"])
+def requeue(store: Store, job: dict, reason: str) -> bool:
+    """Put a running job whose process is gone back in the queue (the engine resumes its run);
+    False, and nothing changed, when the job no longer runs or its run has ended."""
+    with store.atomic():
+        run = store.get_run(job["run_id"])
+        if run is None or run["status"] in RUN_ENDED:
+            return False
+        cur = store.execute("UPDATE jobs SET status = 'queued', worker = NULL, pid = NULL, "
+                            "heartbeat_at = NULL WHERE id = ? AND status = 'running'",
+                            [job["id"]])
+        if cur.rowcount != 1:
+            return False
+        store.execute("UPDATE runs SET status = 'queued' WHERE id = ?", [job["run_id"]])
+        store.add_event("job.requeued", f"run {job['run_id']}: {reason}", run_id=job["run_id"])
+    return True
 
 
 def cancel_requested(store: Store, job_ids: list[int]) -> set[int]:

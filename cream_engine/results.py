@@ -23,7 +23,6 @@ from cream_engine import paths, queue
 from cream_engine.errors import CreamError
 from cream_engine.store import Store
 
-ACTIVE = ("running", "queued")
 Point = tuple[float, float]
 
 

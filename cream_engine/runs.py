@@ -42,6 +42,14 @@ def check_inputs(config: ExperimentConfig) -> list[Prompt]:
     return prompts
 
 
+def load_checked(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """A config file, loaded and validated, with the files it points at checked: what
+    `cream validate`, `submit` and `run` and the dashboard's submit all accept."""
+    config = load_config(path, overrides)
+    check_inputs(config)
+    return config
+
+
 def config_hash(config: ExperimentConfig) -> str:
     return hashlib.sha256(to_toml(config).encode()).hexdigest()[:16]
 

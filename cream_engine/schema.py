@@ -15,7 +15,6 @@ import json
 import sqlite3
 from typing import Any
 
-from cream_engine import paths
 from cream_engine.errors import StoreError
 
 MIGRATION_SET = "cream"
@@ -91,18 +90,21 @@ def m002_queue(db: Any) -> None:
 
 def m003_stage_names(db: Any) -> None:
     """Stages named for what they write: `reward` (which wrote scores.jsonl) is `score`. The
-    run folders' artifacts are renamed by the engine when it opens a run."""
-    for old, new in paths.LEGACY_STAGES.items():
-        db.execute("UPDATE stages SET stage = ? WHERE stage = ?", [new, old])
-        db.execute("UPDATE metrics SET stage = ? WHERE stage = ?", [new, old])
-        for row in list(db.query("SELECT run_id, iteration, summary FROM iterations "
-                                 "WHERE summary IS NOT NULL")):
+    run folders' artifacts are renamed by the engine when it opens a run
+    (`paths.upgrade_run_folder`)."""
+    old, new = "reward", "score"   # frozen here: a migration never changes once released
+    db.execute("UPDATE stages SET stage = ? WHERE stage = ?", [new, old])
+    db.execute("UPDATE metrics SET stage = ? WHERE stage = ?", [new, old])
+    for row in list(db.query("SELECT run_id, iteration, summary FROM iterations "
+                             "WHERE summary IS NOT NULL")):
+        try:
             summary = json.loads(row["summary"])
-            if isinstance(summary, dict) and old in summary:
-                summary = {new if k == old else k: v for k, v in summary.items()}
-                db.execute("UPDATE iterations SET summary = ? WHERE run_id = ? AND "
-                           "iteration = ?", [json.dumps(summary), row["run_id"],
-                                             row["iteration"]])
+        except ValueError:  # not ours to repair: left as it is
+            continue
+        if isinstance(summary, dict) and old in summary:
+            summary = {new if k == old else k: v for k, v in summary.items()}
+            db.execute("UPDATE iterations SET summary = ? WHERE run_id = ? AND iteration = ?",
+                       [json.dumps(summary), row["run_id"], row["iteration"]])
 
 
 MIGRATIONS = (m001_initial, m002_queue, m003_stage_names)
@@ -121,17 +123,31 @@ def applied_migrations(conn: sqlite3.Connection) -> list[str]:
 
 
 def migrate(conn: sqlite3.Connection, where: str) -> None:
+    """Refuse a newer schema; apply the pending migrations. Two processes opening an old store
+    at once: the second waits for the first's write lock, then finds nothing left to do."""
+    if _up_to_date(conn, where):
+        return
+    conn.execute("BEGIN IMMEDIATE")  # (autocommit connection: the migrations nest inside)
+    try:
+        if not _up_to_date(conn, where):
+            from sqlite_utils import Database, Migrations
+
+            migrations = Migrations(MIGRATION_SET)
+            for fn in MIGRATIONS:
+                migrations()(fn)
+            migrations.apply(Database(conn))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _up_to_date(conn: sqlite3.Connection, where: str) -> bool:
     applied = applied_migrations(conn)
     known = [m.__name__ for m in MIGRATIONS]
     unknown = [name for name in applied if name not in known]
     if unknown:
         raise StoreError(f"{where}: written by a newer cream (schema {unknown[-1]}); "
                          "upgrade cream to read it")
-    if len(applied) == len(known):
-        return
-    from sqlite_utils import Database, Migrations
-
-    migrations = Migrations(MIGRATION_SET)
-    for fn in MIGRATIONS:
-        migrations()(fn)
-    migrations.apply(Database(conn))
+    return len(applied) == len(known)

@@ -109,14 +109,17 @@ class Store:
         try:
             yield self
         except BaseException:
-            self.conn.execute(f"ROLLBACK TO {name}")
-            self.conn.execute(f"RELEASE {name}")
+            if self.conn.in_transaction:  # (SQLite may have rolled back already: disk full…)
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
             raise
         self.conn.execute(f"RELEASE {name}")
 
     def immediate(self) -> contextlib.AbstractContextManager["Store"]:
         """A write transaction taken up front (BEGIN IMMEDIATE): what a claim reads cannot
-        change before it writes, so two processes never claim the same job."""
+        change before it writes, so two processes never claim the same job. Never nested."""
+        if self.conn.in_transaction:
+            raise RuntimeError("Store.immediate() inside an open transaction")
         return self._transaction("BEGIN IMMEDIATE")
 
     @contextlib.contextmanager
@@ -125,7 +128,8 @@ class Store:
         try:
             yield self
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # the error, not a failed rollback, goes up
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 

@@ -52,7 +52,7 @@ from cream_engine.daemon import (
 from cream_engine.errors import EXIT_USAGE, CreamError
 from cream_engine.files import write_atomic
 from cream_engine.gpu import GpuInfo, read_gpus
-from cream_engine.store import Store
+from cream_engine.store import RUN_ENDED, Store
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Worker:
         self._last_recover = time.time()
         live = set()
         for w in queue.workers(self.store, status="running"):
-            if liveness(w, self.opts.stale_s) == "running" or w["id"] == self.id:
+            if w["id"] == self.id or liveness(w, self.opts.home, self.opts.stale_s) == "running":
                 live.add(w["id"])
             else:
                 queue.set_worker_status(self.store, w["id"], "gone")
@@ -250,19 +250,20 @@ class Worker:
             if code is None:
                 continue
             del self.running[job_id]
-            if requeue_on_exit and not r.job.get("cancel_requested"):
-                queue.requeue(self.store, r.job, "worker stopped; re-queued to resume")
+            # stopped by the worker's own shutdown: back to the queue, unless it finished
+            if requeue_on_exit and not r.job.get("cancel_requested") and code != 0 and \
+                    queue.requeue(self.store, r.job, "worker stopped; re-queued to resume"):
                 continue
             run = self.store.get_run(r.job["run_id"])
             if r.job.get("cancel_requested"):
                 status = "cancelled"
             elif r.proc is None:  # adopted: the engine recorded how the run ended
-                status = run["status"] if run["status"] in queue.JOB_ENDED else "failed"
+                status = run["status"] if run["status"] in RUN_ENDED else "failed"
             else:
                 status = "done" if code == 0 else "failed"
             error = None if status == "done" else (run["error"] or f"exit code {code}")
             queue.finish_job(self.store, job_id, status, code, error)
-            if status == "cancelled" and run["status"] not in queue.JOB_ENDED:
+            if status == "cancelled" and run["status"] not in RUN_ENDED:
                 self.store.set_run_status(r.job["run_id"], "cancelled", error="cancelled")
             log(f"job {job_id} (run {r.job['run_id']}) {status}, exit code {code}")
             kind = {"done": "run.done", "failed": "run.failed"}.get(status, "run.cancelled")
@@ -381,13 +382,13 @@ def main(argv: list[str] | None = None) -> int:
             + "; not starting another")
         return EXIT_USAGE
     try:
-        write_atomic(home / PID_FILE, str(os.getpid()))
         store = Store.open(home)
         assert store is not None
+        write_atomic(home / PID_FILE, str(os.getpid()))  # a worker that could open its store
         return Worker(opts, store).run()
     except CreamError as e:
         log(f"cream: error: {e.line}")
-        return EXIT_USAGE
+        return e.exit_code
     finally:
         try:
             if int((home / PID_FILE).read_text()) == os.getpid():

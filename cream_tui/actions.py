@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from cream_engine import queue
-from cream_engine.config import load_config
 from cream_engine.errors import StoreError, UsageError
-from cream_engine.runs import check_inputs
+from cream_engine.runs import load_checked
 from cream_engine.store import Store
 
 
@@ -36,8 +35,7 @@ def submit(home: Path, config_path: str) -> str:
     path = Path(config_path).expanduser()
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    config = load_config(path)
-    check_inputs(config)
+    config = load_checked(path)
     run_id = _with_store(home, lambda s: queue.submit(s, home, config), create=True)
     return f"queued {run_id}"
 
@@ -54,7 +52,7 @@ def retry(home: Path, run_id: str) -> str:
 
 
 def change_priority(home: Path, run_id: str, delta: int) -> str:
-    priority = _with_store(home, lambda s: queue.change_priority(s, run_id, delta))
+    priority = _with_store(home, lambda s: queue.set_priority(s, run_id, delta=delta))
     return f"{run_id}: priority {priority}"
 
 

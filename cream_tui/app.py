@@ -108,7 +108,8 @@ class CreamApp(App):
 
     @on(Polled)
     def _screen_in_front(self, message: Polled) -> None:
-        self.poll_target = message.screen
+        if message.screen is self.screen:   # (a resize reaches the screens underneath too)
+            self.poll_target = message.screen
         self.refresh_now()
 
     # -- what the screens ask ------------------------------------------------------------

@@ -10,6 +10,7 @@ vllm, and the dashboard (textual) only when it opens.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ def root(ctx: typer.Context, home: HomeOpt = None,
                                                is_eager=True, help="Print the version.")] = False
          ) -> None:
     ctx.obj = {"home": home}
+    current["home"] = paths.data_home(home)  # (a command's own --home replaces it)
 
 
 for command in (runs.init, runs.validate, runs.run, runs.status, queue.submit, runs.logs,
@@ -85,6 +87,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("cream: interrupted", err=True)
         sys.exit(130)
+    except sqlite3.OperationalError as e:  # the store stayed locked past its busy timeout…
+        typer.echo(f"cream: error: the store is busy or unreadable ({e})", err=True)
+        sys.exit(1)
     except Exception as e:  # a bug: one line here, the traceback in a file
         typer.echo(f"cream: {internal_error(e)} (traceback in {crash_log(e)})", err=True)
         sys.exit(1)

@@ -11,9 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cream_engine import paths
-from cream_engine.config import ExperimentConfig, load_config
 from cream_engine.errors import RunNotFound
-from cream_engine.runs import check_inputs
 from cream_engine.store import Store
 
 HomeOpt = Annotated[Optional[Path], typer.Option(
@@ -61,8 +59,3 @@ def store_with(ctx: typer.Context, home: Path | None, ref: str) -> Store:
     return store
 
 
-def load(path: Path, overrides: list[str] | None) -> ExperimentConfig:
-    """A config, with the files it points at checked."""
-    config = load_config(path, overrides)
-    check_inputs(config)
-    return config

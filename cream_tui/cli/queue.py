@@ -11,6 +11,7 @@ from cream_engine import queue, results
 from cream_engine.daemon import daemon_pid
 from cream_engine.errors import EXIT_CODES_HELP, EXIT_FAILED, CreamError, NoGpuError
 from cream_engine.gpu import read_gpus
+from cream_engine.runs import load_checked
 from cream_tui import tables
 from cream_tui.cli.common import (
     ConfigArg,
@@ -21,7 +22,6 @@ from cream_tui.cli.common import (
     data_home,
     echo_json,
     info,
-    load,
     open_store,
     store_with,
 )
@@ -44,7 +44,7 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
 
     Validates the config, snapshots it (and the git commit of the current folder) into
     runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free."""
-    cfg = load(config, set_)
+    cfg = load_checked(config, set_)
     if gpus:
         have = len(read_gpus().gpus)
         if gpus > have:

@@ -14,7 +14,7 @@ from cream_engine import paths, results
 from cream_engine.config import ExperimentConfig, to_toml
 from cream_engine.errors import CreamError, UsageError
 from cream_engine.files import write_atomic
-from cream_engine.runs import create_or_resume
+from cream_engine.runs import create_or_resume, load_checked
 from cream_engine.store import RUN_ENDED
 from cream_tui import tables
 from cream_tui.cli.common import (
@@ -26,7 +26,6 @@ from cream_tui.cli.common import (
     data_home,
     echo_json,
     info,
-    load,
     open_store,
     store_with,
 )
@@ -48,7 +47,7 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
 
 def validate(config: ConfigArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Check a config and the files it points at; print the resolved config."""
-    cfg = load(config, set_)
+    cfg = load_checked(config, set_)
     if as_json:
         echo_json(cfg.to_dict())
     else:
@@ -65,7 +64,7 @@ def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOp
 
     Running the same command again resumes the newest unfinished run of the same config:
     finished stages are skipped, the interrupted one starts again."""
-    cfg = load(config, set_)
+    cfg = load_checked(config, set_)
     store = open_store(ctx, home, create=True)
     assert store is not None
     run_id, resumed = create_or_resume(store, data_home(ctx, home), cfg, new=new)

@@ -70,8 +70,9 @@ def worker_status(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = F
     """Is a worker running, since when, and which jobs it runs; a worker that died without
     stopping (SIGKILL, a reboot) shows as gone."""
     store = open_store(ctx, home)
-    workers = [{**w, "liveness": liveness(w)} for w in queue.workers(store)] if store else []
-    data = {"daemon_pid": daemon_pid(data_home(ctx, home)), "workers": workers,
+    h = data_home(ctx, home)
+    workers = [{**w, "liveness": liveness(w, h)} for w in queue.workers(store)] if store else []
+    data = {"daemon_pid": daemon_pid(h), "workers": workers,
             "running_jobs": [{k: j[k] for k in ("id", "run_id", "pid", "worker", "gpu_uuids")}
                              for j in queue.running_jobs(store)] if store else [],
             "time": time.time()}

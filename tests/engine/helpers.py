@@ -29,7 +29,7 @@ def tiny_config(model_dir: Path, **sections: dict) -> dict:
 def new_run(home: Path, config: dict) -> Path:
     store = open_store(home)
     run_id = create_run(store, home, from_dict(config))
-    return Path(store.get_run(run_id)["run_dir"])
+    return store.run_path(store.require_run(run_id))
 
 
 def engine(run_dir: Path) -> subprocess.Popen:

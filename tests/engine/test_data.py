@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -89,3 +90,27 @@ def test_jsonl_write_is_atomic(tmp_path: Path) -> None:
     write_jsonl(path, [{"x": 1}, {"y": "é"}])
     assert read_jsonl(path) == [{"x": 1}, {"y": "é"}]
     assert [p.name for p in path.parent.iterdir()] == ["rows.jsonl"]
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from cream_engine.files import atomic_folder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f".rows.jsonl.{dead}.tmp").write_text("half a fi")
+    (tmp_path / f".model.{dead}.tmp").mkdir()
+    (tmp_path / f".model.{dead}.old").mkdir()
+    writing = tmp_path / f".rows.jsonl.{os.getppid()}.tmp"   # a writer still at work
+    writing.write_text("{")
+    write_jsonl(tmp_path / "rows.jsonl", [{"x": 1}])
+    with atomic_folder(tmp_path / "model") as folder:
+        (folder / "weights").write_text("w")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [writing.name, "model", "rows.jsonl"]
+    assert (tmp_path / "model" / "weights").read_text() == "w"
+    with atomic_folder(tmp_path / "model") as folder:   # replaces the old folder whole
+        (folder / "other").write_text("o")
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["other"]
+

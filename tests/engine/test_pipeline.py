@@ -123,7 +123,7 @@ KILL_POINTS = {
                                       "AND stage = 'train'", [rid])[0]["n"] > 0,
     "score-1": lambda s, rid: s.stage_status(rid, 1, "score") == "running",
     # evaluate: one part written, the next running
-    "evaluate-0": lambda s, rid: (Path(s.get_run(rid)["run_dir"]) / "iter-0" / "eval"
+    "evaluate-0": lambda s, rid: (s.run_path(s.get_run(rid)) / "iter-0" / "eval"
                                   / "mc.generative.jsonl").exists(),
 }
 

@@ -48,6 +48,21 @@ def test_an_old_home_opens_and_compares(old_home: Path) -> None:
     assert r.returncode == 0 and "done" in r.stdout
 
 
+def test_two_processes_upgrading_at_once_both_open_it(old_home: Path) -> None:
+    """The first takes the store's write lock to migrate; the second waits, then finds the
+    schema current (before, it ran m003 again and failed on the migrations table)."""
+    import subprocess
+    import sys
+
+    code = f"from cream_engine.store import open_store; open_store({str(old_home)!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    store = open_store(old_home)
+    assert applied_migrations(store.conn) == ["m001_initial", "m002_queue", "m003_stage_names"]
+
+
 def test_the_sigkilled_run_resumes_where_it_stopped(old_home: Path) -> None:
     store = open_store(old_home)
     before = {(s["iteration"], s["stage"]): s for s in store.stages(PART)}

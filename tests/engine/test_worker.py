@@ -244,3 +244,27 @@ def test_a_sigkilled_worker_shows_as_gone(daemon) -> None:
     wait_for(lambda: {w["pid"]: w["status"] for w in store.query(
         "SELECT pid, status FROM workers")} == {pid: "gone", second: "running"}, timeout=20,
         what="the first worker marked gone")
+
+
+def test_liveness_asks_the_lock_not_the_pid(tmp_path: Path) -> None:
+    """A worker row is running only while its pid holds the home's lock: a reused pid (here
+    this test's own, a live process that is no worker) reads as gone."""
+    import socket
+
+    from cream_engine.daemon import PID_FILE, liveness, take_lock
+
+    row = {"status": "running", "host": socket.gethostname(), "pid": os.getpid(),
+           "heartbeat_at": time.time()}
+    assert liveness(row, tmp_path) == "gone"
+    lock = take_lock(tmp_path)
+    assert lock is not None
+    (tmp_path / PID_FILE).write_text(str(os.getpid()))
+    assert liveness(row, tmp_path) == "running" and daemon_pid(tmp_path) == os.getpid()
+    assert take_lock(tmp_path, wait_s=0.2) is None          # a second worker is refused
+    lock.close()
+    assert liveness(row, tmp_path) == "gone" and daemon_pid(tmp_path) is None
+    away = {**row, "host": "another-box"}                    # a store shared over NFS
+    assert liveness(away, tmp_path) == "running"
+    assert liveness({**away, "heartbeat_at": time.time() - 60}, tmp_path) == "gone"
+    assert liveness({**row, "status": "stopped"}, tmp_path) == "stopped"
+

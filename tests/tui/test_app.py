@@ -95,6 +95,20 @@ async def test_run_option_opens_a_run_directly(tui_home: Path) -> None:
         assert isinstance(app.screen, HomeScreen)
 
 
+async def test_a_resize_keeps_polling_the_screen_in_front(tui_home: Path) -> None:
+    """A resize reaches the screens underneath too: they must not take the poll over."""
+    app = make_app(tui_home, run="scir-c")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_loaded(pilot)
+        for size in ((120, 40), (100, 30), (80, 24)):
+            await pilot.resize_terminal(*size)
+            await wait_loaded(pilot)
+            assert isinstance(app.screen, RunScreen) and app.poll_target is app.screen
+        await pilot.press("escape")
+        await wait_loaded(pilot)
+        assert isinstance(app.poll_target, HomeScreen)
+
+
 async def test_unknown_run_option_says_so(tui_home: Path) -> None:
     app = make_app(tui_home, run="nope")
     async with app.run_test(size=(80, 24)) as pilot:
