@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from textual.widgets import DataTable
 
 from cream_engine.results import IterationRow, headline
@@ -23,6 +24,12 @@ def eval_text(row: IterationRow, limit: int = 2) -> str:
                     for k, v in headline(row.evaluation)[:limit])
 
 
+def column_widths(labels: Sequence[str], rows: Sequence[Sequence[object]]) -> list[int]:
+    """Each column as wide as its label or its widest cell (str or rich Text)."""
+    return [max([cell_len(label)] + [cell_len(str(row[i])) for row in rows])
+            for i, label in enumerate(labels)]
+
+
 def _compact(v: float) -> str:
     text = f"{v:.2f}"
     return text[1:] if text.startswith("0.") else text
@@ -32,9 +39,8 @@ class IterationTable(DataTable):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id, cursor_type="none", zebra_stripes=True, show_cursor=False)
         self._rows: tuple = ()
-
-    def on_mount(self) -> None:
-        self.add_columns(*COLUMNS)
+        for label, width in zip(COLUMNS, column_widths(COLUMNS, ())):
+            self.add_column(label, width=width)
 
     def show_rows(self, rows: Sequence[IterationRow]) -> None:
         cells = tuple((str(r.iteration), r.status, fmt.num(r.n_pairs, "{}"),
@@ -44,6 +50,10 @@ class IterationTable(DataTable):
         if cells == self._rows:
             return
         self._rows = cells
-        self.clear()
+        # the widths set here, not measured by the table: its header could be drawn with the
+        # widths it had before the rows came (seen as a header one cell off its column)
+        self.clear(columns=True)
+        for label, width in zip(COLUMNS, column_widths(COLUMNS, cells)):
+            self.add_column(label, width=width)
         for row in cells:
             self.add_row(*row)

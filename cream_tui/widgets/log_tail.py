@@ -33,6 +33,12 @@ class LogTail(Log):
         self.clear()
         self.write_lines(lines)
 
+    def on_resize(self) -> None:
+        # laid out again (the first time, or the screen around it changed): a view that
+        # follows keeps the newest lines in sight
+        if self.follow:
+            self.scroll_end(animate=False)
+
     def toggle_follow(self) -> bool:
         self.follow = not self.follow
         self.auto_scroll = self.follow

@@ -50,10 +50,9 @@ class RunsTable(DataTable):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._rows: tuple[tuple, ...] = ()
-
-    def on_mount(self) -> None:
-        for name in COLUMNS:
+        for name in COLUMNS:  # here, not on mount: the first rows can come first
             self.add_column(name, key=name or "mark")
+
 
     @property
     def current_run(self) -> str | None:
