@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from cream_engine.daemon import pid_alive
+
 
 def _beside(path: Path, kind: str = "tmp") -> Path:
     # same folder, so the rename is atomic
@@ -31,22 +33,12 @@ def _remove_stale(path: Path) -> None:
     """Temp files and folders of `path` left by writers that are no longer running."""
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.*"):
         pid, _, kind = stale.name[len(path.name) + 2:].partition(".")
-        if kind not in ("tmp", "old") or not pid.isdigit() or _running(int(pid)):
+        if kind not in ("tmp", "old") or not pid.isdigit() or pid_alive(int(pid)):
             continue
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

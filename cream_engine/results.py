@@ -185,9 +185,9 @@ class StageRow:
     seconds: float | None
 
 
-def stage_rows(store: Store, run_id: str, now: float) -> tuple[int | None, tuple[StageRow, ...]]:
-    """(the newest iteration with a stage, its stages in pipeline order, pending ones too)."""
-    stages = store.stages(run_id)
+def stage_rows(stages: list[dict], now: float) -> tuple[int | None, tuple[StageRow, ...]]:
+    """From a run's stages (`Store.stages`): the newest iteration with a stage, and its stages
+    in pipeline order, pending ones too."""
     t = max((s["iteration"] for s in stages), default=None)
     by_name = {s["stage"]: s for s in stages if s["iteration"] == t}
     first = (paths.BASELINE,) if paths.BASELINE in by_name else ()

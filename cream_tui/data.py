@@ -155,20 +155,21 @@ class DataSource:
         if found is None:
             return RunData(f"Run {ref!r}: no such run in {self.home}.")
         run_id = found["id"]
-        stage_iteration, stages = results.stage_rows(store, run_id, now)
-        charts = self._chart(store, run_id, buckets)
+        all_stages = store.stages(run_id)
+        stage_iteration, stages = results.stage_rows(all_stages, now)
+        charts = self._chart(store, run_id, all_stages, buckets)
         log = paths.job_log(store.run_path(found))
         shown = log.relative_to(self.home) if log.is_relative_to(self.home) else log
         return RunData(None, results.run_summaries(store, now, run_id)[0],
                        results.iteration_rows(store, run_id), stage_iteration, stages, *charts,
                        log_path=str(shown), log_lines=self.logs.read(log))
 
-    def _chart(self, store: Store, run_id: str, buckets: int) -> tuple:
+    def _chart(self, store: Store, run_id: str, stages: list[dict], buckets: int) -> tuple:
         cache = self._series.get(run_id)
         if cache is None:
             cache = self._series[run_id] = RunSeries(run_id, (LOSS, MARGINS, ACCURACY))
         # a restarted train stage drops its metrics: read the series again from the start
-        fingerprint = tuple((s["iteration"], s["started_at"]) for s in store.stages(run_id)
+        fingerprint = tuple((s["iteration"], s["started_at"]) for s in stages
                             if s["stage"] == "train")
         cache.update(store, fingerprint)
         key = (cache.version, buckets)
