@@ -142,10 +142,6 @@ def run_detail(store: Store, ref: str) -> dict[str, Any]:
             "jobs": queue.jobs_of_run(store, run["id"]), "git_commit": run["git_commit"]}
 
 
-def is_ended(store: Store, run_id: str) -> bool:
-    return queue.run_ended(store, run_id)[0]
-
-
 def wait_for_runs(store: Store, ids: list[str], timeout: float | None = None, *,
                   ended: Callable[[str, str], None] | None = None,
                   moved: Callable[[RunSummary], None] | None = None) -> dict[str, str]:

@@ -85,7 +85,7 @@ def run_demo(home: Path, tiny: bool, tui: bool) -> int:
         from cream_tui.app import run_app  # textual only when the dashboard opens
 
         run_app(home)
-        if not all(results.is_ended(store, r) for r in run_ids):
+        if not all(queue.run_ended(store, r)[0] for r in run_ids):
             say("the runs go on in the background worker: `cream tui` to watch them again, "
                 f"`cream compare {' '.join(run_ids)}` once they are done")
             return 0
