@@ -3,11 +3,14 @@ their processes (and out of this module until a command needs them).
 
     python -m cream_engine run RUN_DIR                       run or resume a run (exit 0/1/2/143)
     python -m cream_engine prepare-model SPEC [--home DIR]   build a bundled model folder once
+    python -m cream_engine count-tokens MODEL PROMPTS        each prompt's tokens, as JSON
+    python -m cream_engine convert-model SRC DST             pickle weights -> safetensors
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -25,6 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("run_dir", help="runs/<run-id>: the run's folder under the data home")
     prep = sub.add_parser("prepare-model", help="build a bundled model folder (once)")
     prep.add_argument("spec", help="bundled:smollm2-135m-instruct or bundled:tiny-random")
+    count = sub.add_parser("count-tokens", help="print the model's context and each prompt's "
+                           "templated length in tokens, as JSON (what validate and submit "
+                           "check)")
+    count.add_argument("model", help="a model spec, as [run] model")
+    count.add_argument("prompts", help="a prompt file, as [data] prompts")
+    count.add_argument("--trust-remote-code", action="store_true")
+    conv = sub.add_parser("convert-model", help="save a model folder with pickle weights "
+                          "(pytorch_model.bin) again as safetensors, loading it weights-only")
+    conv.add_argument("src", type=Path)
+    conv.add_argument("dst", type=Path)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,18 +52,34 @@ def main(argv: list[str] | None = None) -> int:
         from cream_engine.pipeline import run_experiment
 
         return run_experiment(Path(args.run_dir))
-    if args.command == "prepare-model":
-        from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging
 
-        from cream_engine.models import resolve_model
+    from cream_engine import models
 
-        hf_logging.disable_progress_bar()
-        try:
-            print(resolve_model(args.spec, home))
-        except CreamError as e:
-            print(f"cream: error: {e.line}", file=sys.stderr)
-            return e.exit_code
+    hf_logging.disable_progress_bar()
+    try:
+        if args.command == "prepare-model":
+            print(models.resolve_model(args.spec, home))
+        elif args.command == "count-tokens":
+            print(json.dumps(_count_tokens(args.model, args.prompts, home,
+                                           args.trust_remote_code)))
+        elif args.command == "convert-model":
+            models.convert_model(args.src, args.dst)
+            print(args.dst)
+    except CreamError as e:
+        print(f"cream: error: {e.line}", file=sys.stderr)
+        return e.exit_code
     return EXIT_OK
+
+
+def _count_tokens(model: str, prompts: str, home: Path, trust_remote_code: bool) -> dict:
+    from cream_engine.models import context_length, prompt_token_counts, prompt_tokenizer
+    from cream_engine.prompts import load_prompts
+
+    loaded = load_prompts(prompts)
+    tokenizer = prompt_tokenizer(model, home, trust_remote_code)
+    return {"context": context_length(model, home, trust_remote_code),
+            "tokens": prompt_token_counts(tokenizer, loaded)}
 
 
 def _cancelled_while_loading(signum: int, frame: object) -> None:

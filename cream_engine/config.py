@@ -24,6 +24,11 @@ import tomllib
 from cream_engine.errors import ConfigError
 
 METHODS = ("srlm", "cream", "scir", "dpo")
+# a run name is part of the run's id and folder name: portable on every filesystem, short
+# enough to leave room for the id's date and suffix within a 255-byte file name
+RUN_NAME_MAX = 64
+RUN_NAME_RULE = (f"1 to {RUN_NAME_MAX} ASCII letters, digits, '-', '_' or '.', starting with a "
+                 "letter or digit")
 BUNDLED_MODELS = ("smollm2-135m-instruct", "tiny-random")
 BUNDLED_PROMPTS = "bundled:prompts"
 
@@ -96,10 +101,15 @@ def _show(value: Any) -> str:
     return repr(value) if not isinstance(value, str) else f'"{value}"'
 
 
+def valid_run_name(name: str) -> bool:
+    return (0 < len(name) <= RUN_NAME_MAX and name[0].isascii() and name[0].isalnum()
+            and all(c.isascii() and (c.isalnum() or c in "-_.") for c in name))
+
+
 @dataclass(frozen=True)
 class RunConfig(Section):
     _name = "run"
-    name: str = _f("experiment", "a short name for the run (letters, digits, '-', '_')")
+    name: str = _f("experiment", f"a short name for the run: {RUN_NAME_RULE}")
     method: str = _f("cream", "srlm (judge rewards), cream (consistency-regularized), "
                      "scir (self-consistent internal rewards) or dpo (implicit reward, C = 1)",
                      choices=METHODS)
@@ -110,8 +120,10 @@ class RunConfig(Section):
     trust_remote_code: bool = _f(False, "allow model code from the hub (off unless you trust it)")
 
     def check(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
-            raise ConfigError(f"[run] name = {_show(self.name)}: use letters, digits, '-', '_'")
+        if not valid_run_name(self.name):
+            shown = _show(self.name if len(self.name) <= 80 else self.name[:77] + "...")
+            raise ConfigError(f"[run] name = {shown} ({len(self.name)} characters): use "
+                              f"{RUN_NAME_RULE}")
         if self.model.startswith("bundled:") and self.model[8:] not in BUNDLED_MODELS:
             known = ", ".join("bundled:" + m for m in BUNDLED_MODELS)
             raise ConfigError(f"[run] model = {_show(self.model)}: unknown bundled model "
@@ -128,6 +140,10 @@ class DataConfig(Section):
     eval_sets: tuple[str, ...] = _f(("bundled:mc", "bundled:arith"), "evaluation sets: "
                                     "bundled:mc, bundled:arith, or ARC / OpenBookQA / SIQA / "
                                     "GSM8K files (JSONL or Parquet)")
+    long_prompts: str = _f("refuse", "a prompt that leaves no room for [generate] "
+                           "max_new_tokens within the model's context and [train] max_length: "
+                           "refuse (validate and submit name it) or skip (left out, counted)",
+                           choices=("refuse", "skip"))
 
 
 @dataclass(frozen=True)
@@ -360,6 +376,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    if not data:  # (a config of all defaults is written on purpose, never by accident)
+        raise ConfigError(f"{path}: empty config: start from `cream init`")
     env = env_overrides(os.environ if environ is None else environ)
     data = apply_overrides(data, env + list(overrides or []))
     try:

@@ -17,9 +17,21 @@ from transformers.utils import logging as hf_logging
 from cream_engine import paths
 from cream_engine.config import ExperimentConfig
 from cream_engine.errors import PipelineError
-from cream_engine.models import load_model, resolve_model
+from cream_engine.models import (
+    context_length,
+    load_model,
+    load_tokenizer,
+    prompt_token_counts,
+    resolve_model,
+)
 from cream_engine.progress import StageProgress
-from cream_engine.prompts import Prompt, load_prompts, prompt_slices
+from cream_engine.prompts import (
+    Prompt,
+    limit_length,
+    prompt_room,
+    prompt_slices,
+    read_prompt_file,
+)
 from cream_engine.runs import load_run_config
 from cream_engine.store import Store
 
@@ -36,6 +48,7 @@ class RunContext:
     config: ExperimentConfig
     store: Store
     device: str = "cpu"
+    _prompts: list[Prompt] | None = None
     _slices: list[list[Prompt]] | None = None
     _loaded: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
@@ -53,10 +66,26 @@ class RunContext:
 
     # -- data and folders ----------------------------------------------------------------
 
+    def all_prompts(self) -> list[Prompt]:
+        """The run's distinct prompts that fit the model, measured again with M0's own
+        tokenizer (the file may have changed since it was submitted): the one list the
+        training slices and the held-out prompts are both cut from."""
+        if self._prompts is None:
+            cfg = self.config
+            found = read_prompt_file(cfg.data.prompts)
+            trust = cfg.run.trust_remote_code
+            m0 = self.model_path(0)
+            tokens = prompt_token_counts(load_tokenizer(m0, self.home, trust), found.prompts)
+            room, why = prompt_room(cfg, context_length(m0, self.home, trust))
+            found = limit_length(found, tokens, room, cfg.data.long_prompts, why)
+            print(f"prompts: {found.summary()}", file=sys.stderr, flush=True)
+            self._prompts = found.prompts
+        return self._prompts
+
     def prompts(self, t: int) -> list[Prompt]:
         if self._slices is None:
             cfg = self.config
-            self._slices = prompt_slices(load_prompts(cfg.data.prompts), cfg.run.iterations,
+            self._slices = prompt_slices(self.all_prompts(), cfg.run.iterations,
                                          cfg.data.prompts_per_iteration, cfg.run.seed)
         if not self._slices[t]:
             raise PipelineError(f"iteration {t}: the prompt slice is empty")

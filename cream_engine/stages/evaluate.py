@@ -56,7 +56,7 @@ from cream_engine.judges.pairwise import (
 from cream_engine.judges.pointwise import expected_score, judge_messages
 from cream_engine.logprobs import encoded_logprobs
 from cream_engine.models import resolve_model
-from cream_engine.prompts import held_out_prompts, load_prompts
+from cream_engine.prompts import held_out_prompts
 from cream_engine.stages.generate import open_policy_backend
 from cream_engine.stages.score import digit_tokens
 
@@ -196,7 +196,7 @@ def held_out(ctx: Any) -> list[Any]:
     cfg = ctx.config
     if not cfg.eval.win_rate_prompts:
         return []
-    return held_out_prompts(load_prompts(cfg.data.prompts), cfg.run.iterations,
+    return held_out_prompts(ctx.all_prompts(), cfg.run.iterations,
                             cfg.data.prompts_per_iteration, cfg.run.seed,
                             cfg.eval.win_rate_prompts)
 

@@ -44,7 +44,8 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
 
     Validates the config, snapshots it (and the git commit of the current folder) into
     runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free."""
-    cfg = load_checked(config, set_)
+    cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
+    info(f"{config}: {prompts.summary()}")
     if gpus:
         have = len(read_gpus().gpus)
         if gpus > have:

@@ -45,15 +45,22 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
     info(f"wrote {path}; check it with `cream validate {path}`")
 
 
-def validate(config: ConfigArg, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
-    """Check a config and the files it points at; print the resolved config."""
-    cfg = load_checked(config, set_)
+def validate(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None, home: HomeOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Check a config and the files it points at; print the resolved config.
+
+    Checks the prompt file (every line, duplicates, enough prompts for each iteration), the
+    evaluation sets, local model folders (config.json, tokenizer, safetensors weights) and
+    every prompt's length in tokens with the model's own tokenizer (a few seconds)."""
+    cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
     if as_json:
-        echo_json(cfg.to_dict())
+        echo_json({**cfg.to_dict(), "prompts": {"used": len(prompts.prompts),
+                                                "duplicates": prompts.duplicates,
+                                                "too_long": prompts.too_long}})
     else:
         typer.echo(to_toml(cfg), nl=False)
-        info(f"{config}: ok ({cfg.run.method}, {cfg.run.iterations} iterations, "
-             f"model {cfg.run.model})")
+    info(f"{config}: ok ({cfg.run.method}, {cfg.run.iterations} iterations, "
+         f"model {cfg.run.model}, {prompts.summary()})")
 
 
 def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOpt = None,
@@ -64,7 +71,8 @@ def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOp
 
     Running the same command again resumes the newest unfinished run of the same config:
     finished stages are skipped, the interrupted one starts again."""
-    cfg = load_checked(config, set_)
+    cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
+    info(f"{config}: {prompts.summary()}")
     store = open_store(ctx, home, create=True)
     assert store is not None
     run_id, resumed = create_or_resume(store, data_home(ctx, home), cfg, new=new)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cream_engine.config import from_dict
-from cream_engine.errors import DataError
+from cream_engine.errors import DataError, ModelError
 from cream_engine.files import read_jsonl, write_jsonl
 from cream_engine.paths import bundled_data
 from cream_engine.prompts import load_prompts, prompt_slices
@@ -77,12 +77,15 @@ def test_slices_are_disjoint_and_seeded() -> None:
         prompt_slices(prompts, 100, 16, seed=0)
 
 
-def test_check_inputs_names_the_field(tmp_path: Path) -> None:
+def test_check_inputs_names_the_field(tmp_path: Path, tiny_model_dir: Path) -> None:
+    home = tmp_path / "home"
     with pytest.raises(DataError, match="no such file"):
-        check_inputs(from_dict({"data": {"eval_sets": [str(tmp_path / "x.jsonl")]}}))
-    with pytest.raises(DataError, match=r"\[run\] model = .*no such folder"):
-        check_inputs(from_dict({"run": {"model": str(tmp_path / "m")}}))
-    assert len(check_inputs(from_dict({}))) >= 300
+        check_inputs(from_dict({"data": {"eval_sets": [str(tmp_path / "x.jsonl")]}}), home)
+    with pytest.raises(ModelError, match=r"\[run\] model = .*no such folder"):
+        check_inputs(from_dict({"run": {"model": str(tmp_path / "m")}}), home)
+    found = check_inputs(from_dict({"run": {"model": str(tiny_model_dir)}}), home)
+    assert len(found.prompts) >= 300 and found.duplicates == found.too_long == 0
+    assert not home.exists()
 
 
 def test_jsonl_write_is_atomic(tmp_path: Path) -> None:

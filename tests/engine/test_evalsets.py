@@ -21,7 +21,6 @@ from cream_engine.evalsets import (
     EvalItem,
     extract_answer,
     gsm8k_answer,
-    known_eval_set,
     load_eval_set,
     loglik_context,
     mc_prompt,
@@ -138,18 +137,16 @@ def test_parquet(tmp_path: Path, rows: list, fmt: str, gold: list) -> None:
     assert s.items == load_eval_set(str(write_jsonl(path.with_suffix(".jsonl"), rows))).items
 
 
-def test_bundled_sets_and_known_eval_set(tmp_path: Path) -> None:
+def test_bundled_sets_and_unknown_names(tmp_path: Path) -> None:
     assert set(BUNDLED_EVAL_SETS) == {"bundled:mc", "bundled:arith"}
     mc, arith = load_eval_set("bundled:mc", limit=3), load_eval_set("bundled:arith")
     assert (mc.name, mc.format, mc.kind, len(mc.items)) == ("mc", "arc", "mc", 3)
     assert (arith.name, arith.format, arith.kind) == ("arith", "gsm8k", "number")
-    known_eval_set("bundled:mc")
-    known_eval_set(str(write_jsonl(tmp_path / "a.jsonl", GSM8K)))
     with pytest.raises(DataError, match=r"^\[data\] eval_sets: bundled:arc: unknown bundled "
                                         r"set \(known: bundled:mc, bundled:arith\)$"):
-        known_eval_set("bundled:arc")
-    with pytest.raises(DataError, match=r"^\[data\] eval_sets: .*nope.jsonl: no such file$"):
-        known_eval_set(str(tmp_path / "nope.jsonl"))
+        load_eval_set("bundled:arc")
+    with pytest.raises(DataError, match=r"nope.jsonl: no such evaluation file$"):
+        load_eval_set(str(tmp_path / "nope.jsonl"))
 
 
 # -- bad files ------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ def test_not_a_causal_lm_is_refused(tmp_path: Path) -> None:
 
     DistilBertConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64).save_pretrained(
         tmp_path / "encoder")
+    for name in ("tokenizer.json", "model.safetensors"):  # (the folder check asks for them)
+        (tmp_path / "encoder" / name).write_bytes(b"")
     with pytest.raises(ModelError, match="'distilbert' is not a causal language model"):
         load_model(str(tmp_path / "encoder"), tmp_path)
 
