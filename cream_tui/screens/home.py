@@ -116,7 +116,8 @@ class HomeScreen(PolledScreen):
 
     def action_submit(self) -> None:
         def chosen(path: str | None) -> None:
-            if path:
+            if path:  # (checking measures every prompt with the model's tokenizer: seconds)
+                self.notify(f"checking {path}…", timeout=3)
                 self.post_message(QueueAction(actions.submit, path))
 
         self.app.push_screen(FilePromptScreen("Submit a config: path to an experiment TOML"),

@@ -169,10 +169,10 @@ async def test_retry_priority_and_drain(tui_home: Path) -> None:
         assert open_store(tui_home).get_setting("queue.drain") == "0"
 
 
-async def test_submit_prompts_for_a_config(tui_home: Path) -> None:
+async def test_submit_prompts_for_a_config(tui_home: Path, tiny_model_dir: Path) -> None:
     config = Path("exp.toml")
     config.write_text(to_toml(from_dict({"run": {"name": "fresh", "method": "srlm",
-                                                 "model": "bundled:tiny-random"}})))
+                                                 "model": str(tiny_model_dir)}})))
     app = make_app(tui_home)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_loaded(pilot)
