@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from cream_engine.backends.base import ChatRendering, Progress
+from cream_engine.errors import BackendError
 
 
 class HFBackend(ChatRendering):
@@ -18,15 +19,23 @@ class HFBackend(ChatRendering):
         self.device = device
         self.batch_size = batch_size
 
-    def _encode(self, texts: list[str]) -> Any:
+    def _encode(self, texts: list[str], new_tokens: int = 0) -> Any:
         tok = self.tokenizer
         side, tok.padding_side = tok.padding_side, "left"  # generation continues on the right
         try:
             # the chat template already wrote any BOS, so no special tokens are added here
-            return tok(texts, return_tensors="pt", padding=True,
-                       add_special_tokens=False).to(self.device)
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         finally:
             tok.padding_side = side
+        # note: memory grows with batch x length; a text past the model's context would only
+        # fail (or thrash) deep inside the model, so it stops here (prompts are measured at
+        # submit; this guards every other text: judge prompts, evaluation items)
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        length = enc["input_ids"].shape[1]
+        if isinstance(context, int) and length + new_tokens > context:
+            raise BackendError(f"an input of {length} tokens (+ {new_tokens} to generate) "
+                               f"exceeds the model's context of {context} tokens")
+        return enc.to(self.device)
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
                  top_p: float, max_new_tokens: int, seed: int,
@@ -36,7 +45,7 @@ class HFBackend(ChatRendering):
         out: list[list[str]] = []
         for b, start in enumerate(range(0, len(texts), self.batch_size)):
             batch = texts[start:start + self.batch_size]
-            enc = self._encode(batch)
+            enc = self._encode(batch, max_new_tokens)
             # note: seeding each batch makes a restarted stage produce the same samples
             torch.manual_seed(seed * 1_000_003 + b)
             with torch.no_grad():

@@ -139,3 +139,22 @@ def test_torch_floor_loads_weights_only_by_default() -> None:
     (torch,) = [d for d in deps if re.match(r"torch\b", d)]
     floor = tuple(int(x) for x in re.search(r">=\s*([\d.]+)", torch).group(1).split("."))
     assert floor >= (2, 6)  # torch.load(weights_only=True) by default since 2.6
+
+
+def test_generation_refuses_an_input_past_the_context(tiny_model_dir: Path, tmp_path: Path
+                                                      ) -> None:
+    """Any other text (a judge prompt, an evaluation item) stops before the model, with one
+    line, instead of allocating for it."""
+    from cream_engine.backends.hf import HFBackend
+    from cream_engine.errors import BackendError
+    from cream_engine.models import load_model
+
+    model, tokenizer = load_model(str(tiny_model_dir), tmp_path)
+    backend = HFBackend(model, tokenizer, device="cpu", batch_size=2)
+    with pytest.raises(BackendError, match=r"an input of \d+ tokens \(\+ 16 to generate\) "
+                                           r"exceeds the model's context of 2048 tokens"):
+        backend.generate([[{"role": "user", "content": "w " * 2100}]], n=2, temperature=1.0,
+                         top_p=1.0, max_new_tokens=16, seed=0)
+    out = backend.generate([[{"role": "user", "content": "w " * 1900}]], n=2,
+                           temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
+    assert len(out[0]) == 2
