@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from cream_engine.errors import WorkerError
+from cream_engine.paths import make_home
 
 PID_FILE = "worker.pid"
 LOCK_FILE = "worker.lock"
@@ -99,7 +100,7 @@ def _lock_is_held(home: Path) -> bool:
 def take_lock(home: Path, wait_s: float = LOCK_WAIT_S) -> IO | None:
     """The exclusive worker lock of `home`, held as long as the returned file stays open (and
     dropped by the OS when the process dies); None when another worker holds it."""
-    home.mkdir(parents=True, exist_ok=True)
+    make_home(home)
     handle = open(home / LOCK_FILE, "a+b")
     deadline = time.monotonic() + wait_s
     while True:
@@ -128,7 +129,7 @@ def start_daemon(home: Path, args: list[str]) -> tuple[int, bool]:
     """Start `python -m cream_engine.worker ARGS` detached from the terminal (it survives the
     SSH session; log: `<home>/worker.log`). Returns (pid, started): when another worker got the
     home first, (its pid, False)."""
-    home.mkdir(parents=True, exist_ok=True)
+    make_home(home)
     with open(home / LOG_FILE, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "cream_engine.worker", *args],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -17,6 +17,8 @@ import glob
 import json
 import os
 import shutil
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -58,6 +60,11 @@ def atomic_file(path: Path, mode: str = "w", *, parents: bool = True) -> Iterato
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # (named for the file the caller writes, not for its temp file)
+        tmp.unlink(missing_ok=True)
+        if e.filename not in (None, str(tmp)):
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -107,3 +114,28 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         path.rename(old)
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def append_traceback(log: Path, who: str) -> Path | None:
+    """Append the exception being handled, with its traceback, to the log file `log`, once:
+    when stderr already is that file (a job under the worker, the worker daemon), it goes
+    there; otherwise stderr is a terminal, which gets one line from the caller and no
+    traceback. Returns the log, or None when it could not be written (a full disk)."""
+    import traceback  # (only on this path)
+
+    text = traceback.format_exc()
+    try:
+        same = os.path.samestat(os.fstat(2), log.stat())
+    except OSError:  # no log yet, or no stderr
+        same = False
+    try:
+        if same:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        else:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {who}:\n{text}")
+    except OSError:
+        return None
+    return log

@@ -13,6 +13,13 @@ the folders and artifacts of a run, and the files shipped in `cream_engine/data/
 A run folder is always `<home>/<run-id>`: a home copied to another machine or mounted
 elsewhere still works (the folder the store once recorded is not trusted).
 
+Who may read it: a home is private to its user. Every cream process that writes under it (the
+CLI, the dashboard, the worker, the engine; their children inherit it) runs with umask 077,
+so what it creates is 0700 (folders) or 0600 (files, the store and its -wal/-shm included).
+With `CREAM_HOME_GROUP=1` a group shares it: umask 007 (0770 and 0660) and a new home gets the
+setgid bit, so what is made inside belongs to the home's group. Modes that exist are never
+changed: a home made before (or chmodded on purpose) keeps them; see docs/data-home.md.
+
 Light layer: standard library only.
 """
 
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from cream_engine.errors import ReadOnlyHome, user_name
 
 DEFAULT_HOME = "runs"
 DB_NAME = "cream.db"
@@ -50,6 +59,68 @@ def data_home(home: str | Path | None = None) -> Path:
     if home is None or str(home) == "":
         home = os.environ.get("CREAM_HOME") or DEFAULT_HOME
     return Path(home).expanduser().absolute()
+
+
+GROUP_ENV = "CREAM_HOME_GROUP"
+MOUNTED_READ_ONLY = "mounted read-only"
+
+
+def shared_with_group() -> bool:
+    return os.environ.get(GROUP_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def set_home_umask() -> int:
+    """Make what this process (and its children) creates private to the user (umask 077), or
+    to the user and the group with `CREAM_HOME_GROUP=1` (umask 007); a stricter umask of the
+    user's own is kept for the user's bits. Returns the umask it replaced."""
+    old = os.umask(0o077)
+    os.umask((old | 0o007) & ~0o070 if shared_with_group() else old | 0o077)
+    return old
+
+
+def make_home(home: Path) -> None:
+    """Create the data home if it is missing: 0700 under the umask above, 2770 (setgid, so what
+    is made inside belongs to the home's group) when shared with a group. An existing home's
+    mode is left alone."""
+    if home.is_dir():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    if shared_with_group():
+        home.chmod(0o2770)
+
+
+def read_only_reason(home: Path) -> str | None:
+    """Why this process may not write the data home (a missing home: its nearest folder), or
+    None when it may: `MOUNTED_READ_ONLY`, or "not writable by user NAME"."""
+    folder = home
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    db = db_path(home)
+    if os.access(folder, os.W_OK) and (folder != home or not db.exists()
+                                       or os.access(db, os.W_OK)):
+        return None
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return MOUNTED_READ_ONLY
+    except OSError:
+        pass
+    return f"not writable by user {user_name()}"
+
+
+def read_only_home(home: Path, why: str) -> ReadOnlyHome:
+    """The one line for a command that writes to a home it may only read."""
+    if why == MOUNTED_READ_ONLY:
+        advice = "remount it read-write, or choose another data home with --home"
+    else:  # not writable by this user
+        advice = "ask its owner for access, or choose a data home of your own with --home"
+    return ReadOnlyHome(home, why, advice)
+
+
+def require_writable(home: Path) -> None:
+    """Refuse (`ReadOnlyHome`, exit 2) a command that writes to a home it may only read."""
+    why = read_only_reason(home)
+    if why is not None:
+        raise read_only_home(home, why)
 
 
 def db_path(home: Path) -> Path:

@@ -143,6 +143,16 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
     conn.execute("COMMIT")
 
 
+def refuse_migration(conn: sqlite3.Connection, where: str) -> None:
+    """A store opened read-only is never migrated: one written by an older cream is refused
+    (read as it is, an old schema would be misread), as is one written by a newer cream."""
+    if not _up_to_date(conn, where):
+        applied = applied_migrations(conn)
+        raise StoreError(f"{where}: written by an older cream (schema "
+                         f"{applied[-1] if applied else 'none'}) and read-only here; open it "
+                         "once with write access (any cream command upgrades it), then read it")
+
+
 def _up_to_date(conn: sqlite3.Connection, where: str) -> bool:
     applied = applied_migrations(conn)
     known = [m.__name__ for m in MIGRATIONS]

@@ -5,6 +5,11 @@ statement commits unless inside `atomic()` / `immediate()`), so one engine, one 
 several dashboards share the file. The schema and its migrations are in `schema.py`; a store
 written by a newer `cream` is refused with a clear message instead of being misread.
 
+A home this process may not write (mounted read-only, another user's) is opened read-only for
+readers: `mode=ro` (a WAL store, as long as its -wal and -shm exist or can be made), else
+`immutable=1` (refused if a -wal holds changes it would not see); never migrated, and a write
+through it is refused with one line.
+
 Light layer: standard library (+ sqlite-utils when the schema moves).
 """
 
@@ -13,14 +18,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import sqlite3
 import time
+from errno import EDQUOT, ENOSPC
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from cream_engine import paths
-from cream_engine.errors import RunNotFound, StoreError
-from cream_engine.schema import migrate
+from cream_engine.errors import DiskError, RunNotFound, StoreError, disk_error
+from cream_engine.schema import migrate, refuse_migration
 
 BUSY_TIMEOUT_S = 30.0
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -34,43 +41,95 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple) -> dict:
 class Store:
     """A handle on `<home>/cream.db`. Writes go through `execute`, reads through `query`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path | None):
+    def __init__(self, conn: sqlite3.Connection, path: Path | None, *,
+                 read_only: str | None = None, immutable: bool = False):
         self.conn = conn
         self.path = path
+        self.read_only = read_only      # why this process may only read the home, or None
+        self.immutable = immutable      # opened with immutable=1: sees no later change
+        self.full: DiskError | None = None  # read-only because the disk was full
         self._savepoints = itertools.count()
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, create: bool = True) -> "Store | None":
+    def open(cls, home: Path, create: bool = True, *,
+             write: bool | None = None) -> Store | None:
         """Open (and migrate) the store of a data home. With `create=False` a home without a
-        database gives None: read-only commands show an empty state and write nothing."""
+        database gives None: read-only commands show an empty state and write nothing.
+
+        `write` (default: `create`) says the caller will write: on a home this process may not
+        write it is refused with `ReadOnlyHome` (exit 2) before anything is touched; a reader
+        gets the store opened read-only, with `read_only` saying why (so too on a full disk,
+        where SQLite cannot make the room its -shm file needs to open the store for writing)."""
         path = paths.db_path(home)
+        why = paths.read_only_reason(home)
+        if why is not None and (create if write is None else write):
+            raise paths.read_only_home(home, why)
         if not path.exists():
             if not create:
                 return None
-            home.mkdir(parents=True, exist_ok=True)
-        return cls._setup(str(path), path)
+            paths.make_home(home)  # (SQLite would make it 0644; -wal and -shm copy its mode)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+        if why is not None:
+            return cls._setup_read_only(path, why)
+        try:
+            return cls._setup(str(path), path)
+        except DiskError as e:  # a full disk: a reader may still read what is there
+            if (create if write is None else write) or e.errno not in (ENOSPC, EDQUOT):
+                raise
+            try:
+                store = cls._setup_read_only(path, os.strerror(e.errno).lower())
+            except (StoreError, DiskError):
+                raise e from None
+            store.full = e  # (a write through it says so, as the writers do)
+            return store
 
     @classmethod
     def memory(cls) -> "Store":
         return cls._setup(":memory:", None)
 
+    @staticmethod
+    def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                               isolation_level=None, uri=uri)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        return conn
+
     @classmethod
     def _setup(cls, target: str, path: Path | None) -> "Store":
         where = str(path or ":memory:")
         try:
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-                                   isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn = cls._connect(target)
             if path is not None:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA foreign_keys = ON")
             migrate(conn, where)
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{where}: cannot use the store ({e})") from None
+            raise _cannot_use(e, path) from e
         conn.row_factory = _dict_row
         return cls(conn, path)
+
+    @classmethod
+    def _setup_read_only(cls, path: Path, why: str) -> Store:
+        wal = path.with_name(path.name + "-wal")
+        try:
+            try:
+                conn = cls._connect(path.as_uri() + "?mode=ro", uri=True)
+                refuse_migration(conn, str(path))  # (the first read: opens the file)
+                immutable = False
+            except sqlite3.OperationalError:  # no -wal/-shm, and none can be made
+                if wal.exists() and wal.stat().st_size > 0:
+                    raise StoreError(f"{wal}: holds changes not yet in the store, which cannot "
+                                     "be read where the home is read-only; open the home once "
+                                     "with write access") from None
+                conn = cls._connect(path.as_uri() + "?immutable=1", uri=True)
+                refuse_migration(conn, str(path))
+                immutable = True
+        except sqlite3.DatabaseError as e:
+            raise _cannot_use(e, path) from e
+        conn.row_factory = _dict_row
+        return cls(conn, path, read_only=why, immutable=immutable)
 
     def close(self) -> None:
         self.conn.close()
@@ -91,11 +150,23 @@ class Store:
         return self.conn.execute(sql, params if params is not None else ()).fetchall()
 
     def execute(self, sql: str, params: Iterable[Any] | dict | None = None) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params if params is not None else ())
+        try:
+            return self.conn.execute(sql, params if params is not None else ())
+        except sqlite3.OperationalError as e:
+            raise self._refused(e)
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         with self.atomic():
-            self.conn.executemany(sql, rows)
+            try:
+                self.conn.executemany(sql, rows)
+            except sqlite3.OperationalError as e:
+                raise self._refused(e)
+
+    def _refused(self, e: sqlite3.OperationalError) -> Exception:
+        """A write to a store opened read-only: one line naming the home (else `e` as is)."""
+        if self.read_only is None or self.home is None or "readonly" not in str(e):
+            return e
+        return self.full or paths.read_only_home(self.home, self.read_only)
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator["Store"]:
@@ -337,5 +408,12 @@ class Store:
                           "ORDER BY id", [after_id, upto_id])
 
 
-def open_store(home: str | Path | None = None, create: bool = True) -> Store | None:
-    return Store.open(paths.data_home(home), create=create)
+def open_store(home: str | Path | None = None, create: bool = True, *,
+               write: bool | None = None) -> Store | None:
+    return Store.open(paths.data_home(home), create=create, write=write)
+
+
+def _cannot_use(e: sqlite3.DatabaseError, path: Path | None) -> Exception:
+    """Why a store cannot be opened: the file system (a full disk…), else the database."""
+    found = disk_error(e, path.parent if path is not None else None)
+    return found or StoreError(f"{path or ':memory:'}: cannot use the store ({e})")
