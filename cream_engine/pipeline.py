@@ -13,7 +13,9 @@
 Every stage writes its artifact (`paths.ARTIFACTS`) under `iter-<t>/` atomically, then marks
 itself done in the store. A restarted run skips the stages that are done (and whose artifact is
 there) and starts the unfinished one again from scratch; a restarted training stage replaces
-its metrics.
+its metrics. A full disk (or one that turned read-only) ends the run with one line naming the
+path and what to free: the artifact being written is dropped whole, the finished ones and the
+store stay as they were, and the same command resumes once there is room.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import fcntl
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -37,8 +39,10 @@ from cream_engine.errors import (
     EXIT_OK,
     CreamError,
     UsageError,
+    disk_error,
     internal_error,
 )
+from cream_engine.files import append_traceback
 from cream_engine.stages import consistency, evaluate, generate, pairs, score, train
 from cream_engine.store import Store, open_store
 
@@ -78,10 +82,10 @@ def run_stage(ctx: RunContext, t: int, name: str, fn: Stage) -> None:
     try:
         info = fn(ctx, t)
     except Cancelled:
-        ctx.store.finish_stage(ctx.run_id, t, name, status="cancelled")
+        best_effort(ctx.store.finish_stage, ctx.run_id, t, name, status="cancelled")
         raise
     except BaseException:
-        ctx.store.finish_stage(ctx.run_id, t, name, status="failed")
+        best_effort(ctx.store.finish_stage, ctx.run_id, t, name, status="failed")
         raise
     info = {**(info or {}), "seconds": round(time.time() - started, 2)}
     ctx.store.finish_stage(ctx.run_id, t, name, info=info)
@@ -103,7 +107,8 @@ def run_iteration(ctx: RunContext, t: int) -> None:
             run_stage(ctx, t, name, fn)
     except BaseException as e:  # the iteration says how it ended; a resume sets it running
         status = "cancelled" if isinstance(e, Cancelled) else "failed"
-        ctx.store.upsert_iteration(ctx.run_id, t, status=status, ended_at=time.time())
+        best_effort(ctx.store.upsert_iteration, ctx.run_id, t, status=status,
+                    ended_at=time.time())
         raise
     stages = {s["stage"]: s for s in ctx.store.stages(ctx.run_id) if s["iteration"] == t}
     ctx.store.upsert_iteration(ctx.run_id, t, status="done", ended_at=time.time(),
@@ -117,16 +122,32 @@ def run_iteration(ctx: RunContext, t: int) -> None:
 def run_experiment(run_dir: Path) -> int:
     """Run (or resume) every iteration of a run; returns the process exit code.
 
-    1. Refused at the door (not a run, already running): `cream: error: …`, exit 2.
+    1. Refused at the door (not a run, already running, a read-only home): `cream: error: …`,
+       exit 2.
     2. A `CreamError` (a model that does not load, a NaN loss…): the run fails with its one
        line, in the store and on stderr; exit 1. Finished stages are kept for a retry.
-    3. Anything else is a bug: the same one line, and the traceback in the run's job log."""
-    run_dir = run_dir.absolute()
+    3. The file system failing (a full disk…, `errors.disk_error`): the same, with the path
+       and what to free in the line and the traceback in the job log.
+    4. Anything else is a bug: the same one line, and the traceback in the run's job log.
+
+    What it (and its children) create is private to the user (`paths.set_home_umask`: the
+    CLI and the worker set it too; this is for an engine started by hand)."""
+    umask = paths.set_home_umask()
+    try:
+        return _run(run_dir.absolute())
+    finally:
+        os.umask(umask)
+
+
+def _run(run_dir: Path) -> int:
     try:
         store, _lock = _open_run(run_dir)  # the lock is held until this process ends
-    except CreamError as e:
-        print(f"cream: error: {e.line}", file=sys.stderr)
-        return e.exit_code
+    except Exception as e:
+        refused = e if isinstance(e, CreamError) else disk_error(e, run_dir.parent)
+        if refused is None:
+            raise
+        print(f"cream: error: {refused.line}", file=sys.stderr)
+        return refused.exit_code
 
     def on_signal(signum: int, frame: Any) -> None:
         raise Cancelled(signal.Signals(signum).name)
@@ -140,31 +161,56 @@ def run_experiment(run_dir: Path) -> int:
         ctx = RunContext.open(run_dir, store)
         for t in range(ctx.config.run.iterations):
             run_iteration(ctx, t)
+        store.set_run_status(run_id, "done")
+        store.add_event("run.done", f"run {run_id} finished", run_id=run_id)
     except Cancelled as e:
-        store.set_run_status(run_id, "cancelled", error=f"cancelled ({e})")
-        store.add_event("run.cancelled", f"run {run_id} cancelled", run_id=run_id)
+        best_effort(_record, store, run_id, "cancelled", f"cancelled ({e})", "run.cancelled",
+                    f"run {run_id} cancelled")
         print(f"cream: run {run_id} cancelled; finished stages are kept", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception as e:
-        if isinstance(e, CreamError):
-            reason, tail = e.line, ""
-        else:  # a bug
-            reason, tail = internal_error(e), f"; traceback in {log_traceback(run_dir)}"
-        store.set_run_status(run_id, "failed", error=reason)
-        store.add_event("run.failed", reason, run_id=run_id)
+        reason, tail = _failure(e, run_dir)
+        # on a full disk this may not be written either: the run then still says running,
+        # and the next `cream run` (or a worker's retry) resumes it all the same
+        best_effort(_record, store, run_id, "failed", reason, "run.failed", reason)
         print(f"cream: error: run {run_id} failed: {reason}{tail}", file=sys.stderr)
         return EXIT_FAILED
-    store.set_run_status(run_id, "done")
-    store.add_event("run.done", f"run {run_id} finished", run_id=run_id)
     print(f"cream: run {run_id} done: {run_dir}", file=sys.stderr)
     return EXIT_OK
+
+
+def _failure(e: Exception, run_dir: Path) -> tuple[str, str]:
+    """(the run's one-line error, what follows it on stderr) for an error that ended a run."""
+    if isinstance(e, CreamError):
+        return e.line, ""
+    found = disk_error(e, run_dir.parent)
+    if found is not None:  # not a bug: the line says what to do; the traceback is for the curious
+        log_traceback(run_dir)
+        return found.line, ""
+    log = log_traceback(run_dir)
+    return internal_error(e), f"; traceback in {log}" if log else ""
+
+
+def _record(store: Store, run_id: str, status: str, error: str, kind: str,
+            message: str) -> None:
+    store.set_run_status(run_id, status, error=error)
+    store.add_event(kind, message, run_id=run_id)
+
+
+def best_effort(write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """A store write that says how something ended, while an error is on its way up: on a full
+    disk it fails too, and must not hide the error that matters."""
+    try:
+        write(*args, **kwargs)
+    except (sqlite3.Error, OSError):
+        pass
 
 
 def _open_run(run_dir: Path) -> tuple[Store, IO]:
     """The store of the run's home, and an exclusive lock on the run held for the life of this
     process (the OS drops it when the process dies, even by SIGKILL): two engines never run
     the same run at once."""
-    store = open_store(run_dir.parent, create=False)
+    store = open_store(run_dir.parent, create=False, write=True)
     if store is None or store.get_run(run_dir.name) is None:
         raise UsageError(f"{run_dir}: not a run of the store at {run_dir.parent}")
     try:
@@ -179,21 +225,9 @@ def _open_run(run_dir: Path) -> tuple[Store, IO]:
     return store, handle
 
 
-def log_traceback(run_dir: Path) -> Path:
+def log_traceback(run_dir: Path) -> Path | None:
     """Write the exception being handled, with its traceback, to the run's job log, once:
     under the worker stderr already is that file; in the foreground (`cream run`) stderr is the
-    user's terminal, which gets one line, so the traceback goes to the file only."""
-    log = paths.job_log(run_dir)
-    text = traceback.format_exc()
-    try:
-        same = os.path.samestat(os.fstat(2), log.stat())
-    except OSError:  # no log yet, or no stderr
-        same = False
-    if same:
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    else:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} run {run_dir.name}:\n{text}")
-    return log
+    user's terminal, which gets one line, so the traceback goes to the file only. Returns the
+    log, or None when it could not be written (a full disk)."""
+    return append_traceback(paths.job_log(run_dir), f"run {run_dir.name}")

@@ -16,7 +16,8 @@ it from its last finished stage).
 
 One worker per data home (`daemon.py`: the lock, the pid file, starting and stopping); a
 worker whose process is gone (SIGKILL, a reboot) is reported as gone, and the next worker
-adopts or re-queues its jobs.
+adopts or re-queues its jobs. A home it may not write is refused (exit 2); a full disk stops
+it with one line (exit 1), the traceback in `worker.log`, its jobs left for the next worker.
 
 Light layer: standard library + the store; never imports torch.
 """
@@ -49,9 +50,10 @@ from cream_engine.daemon import (
     pid_alive,
     take_lock,
 )
-from cream_engine.errors import EXIT_USAGE, CreamError
-from cream_engine.files import write_atomic
+from cream_engine.errors import EXIT_USAGE, CreamError, disk_error
+from cream_engine.files import append_traceback, write_atomic
 from cream_engine.gpu import GpuInfo, read_gpus
+from cream_engine.paths import require_writable
 from cream_engine.store import RUN_ENDED, Store
 
 
@@ -367,14 +369,32 @@ def _pgid(pid: int) -> int | None:
 
 
 def log(message: str) -> None:
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)
+    try:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)
+    except OSError:  # worker.log on a full disk: the line is lost, the worker goes on
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m cream_engine.worker`: one worker in this process (what `cream worker run`
     and the daemon run)."""
+    paths.set_home_umask()  # the jobs it spawns inherit it
     opts = WorkerOptions.from_args(argv)
+    try:
+        return _serve(opts)
+    except Exception as e:  # expected, or a full disk… (exit 1, the traceback in worker.log)
+        found = e if isinstance(e, CreamError) else disk_error(e, opts.home)
+        if found is None:
+            raise
+        log(f"cream: error: {found.line}")
+        if found is not e:
+            append_traceback(opts.home / LOG_FILE, "worker")
+        return found.exit_code
+
+
+def _serve(opts: WorkerOptions) -> int:
     home = opts.home
+    require_writable(home)
     lock = take_lock(home)
     if lock is None:
         pid = daemon_pid(home)
@@ -386,9 +406,6 @@ def main(argv: list[str] | None = None) -> int:
         assert store is not None
         write_atomic(home / PID_FILE, str(os.getpid()))  # a worker that could open its store
         return Worker(opts, store).run()
-    except CreamError as e:
-        log(f"cream: error: {e.line}")
-        return e.exit_code
     finally:
         try:
             if int((home / PID_FILE).read_text()) == os.getpid():

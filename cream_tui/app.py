@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.worker import get_current_worker
 
 from cream_engine import paths
-from cream_engine.errors import CreamError, StoreError
+from cream_engine.errors import CreamError
 from cream_engine.gpu import read_gpus
 from cream_tui.data import DataSource
 from cream_tui.messages import Notice, OpenCompare, OpenRun, Polled, QueueAction
@@ -61,6 +61,11 @@ class CreamApp(App):
 
     def on_mount(self) -> None:
         self.sub_title = str(self.home)
+        why = paths.read_only_reason(self.home)
+        if why is not None:  # reads work as ever; queue actions say why they cannot
+            self.title = f"{self.TITLE} [read-only]"
+            self.notify(f"{self.home} is read-only ({why}): queue actions are refused",
+                        timeout=8)
         self.push_screen(HomeScreen())
         if self.initial_run:
             self.push_screen(RunScreen(self.initial_run))
@@ -85,7 +90,7 @@ class CreamApp(App):
                 except Exception as e:  # noqa: BLE001 - say so once, poll again
                     self.source.reset()
                     text = (f"cannot read the store: {e}"
-                            if isinstance(e, (sqlite3.Error, StoreError, OSError))
+                            if isinstance(e, (sqlite3.Error, CreamError, OSError))
                             else f"dashboard error: {type(e).__name__}: {e}")
                     if text != trouble:
                         trouble = text
@@ -176,4 +181,5 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=None,
                         help=f"seconds between store reads [default: ${POLL_ENV} or 1]")
     args = parser.parse_args()
+    paths.set_home_umask()  # (its queue actions write under the home, as the CLI's do)
     raise SystemExit(run_app(paths.data_home(args.home), args.run, args.poll))

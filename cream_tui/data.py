@@ -102,6 +102,9 @@ class DataSource:
 
     def open(self) -> tuple[Store | None, str | None]:
         """(store, None), or (None, why): the empty-state text or a clear error."""
+        if self.store is not None and self.store.immutable and \
+                Path(f"{self.store.path}-wal").exists():  # a read-only home got a writer
+            self.reset()
         if self.store is None and self.error is None:
             try:
                 self.store = Store.open(self.home, create=False)

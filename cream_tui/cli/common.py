@@ -16,7 +16,7 @@ from cream_engine.store import Store
 
 HomeOpt = Annotated[Optional[Path], typer.Option(
     "--home", envvar="CREAM_HOME", help="Data home: runs, store, models (default ./runs).",
-    show_default=False)]
+    show_default=False, readable=False)]  # (one line of ours, not click's box, if it is not)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a config value: section.key=value (repeatable).")]
@@ -24,8 +24,9 @@ ConfigArg = Annotated[Path, typer.Argument(help="Experiment TOML file.")]
 RunArg = Annotated[str, typer.Argument(help="Run id, id prefix or name.")]
 
 # the data home of the command being run (set by the root callback; `main` writes a crash
-# log there)
+# log there), and the note `main` prints once a command that read a read-only home succeeded
 current: dict[str, Path] = {}
+notes: list[str] = []
 
 
 def info(message: str) -> None:
@@ -47,8 +48,15 @@ def data_home(ctx: typer.Context, home: Path | None) -> Path:
 
 def open_store(ctx: typer.Context, home: Path | None, create: bool = False) -> Store | None:
     """The store of the data home; None when there is none yet and `create` is off (read-only
-    commands then show an empty state and write nothing)."""
-    return Store.open(data_home(ctx, home), create=create)
+    commands then show an empty state and write nothing). `create` is for commands that
+    write: on a home this process may not write they are refused (`ReadOnlyHome`, exit 2);
+    the others read it read-only, and say so on stderr once they are done (a write through
+    such a store is refused with the same one line)."""
+    store = Store.open(data_home(ctx, home), create=create)
+    if store is not None and store.read_only and not notes:
+        notes.append(f"cream: note: {store.home} is read-only ({store.read_only}): showing "
+                     "what is there; commands that write to it are refused")
+    return store
 
 
 def store_with(ctx: typer.Context, home: Path | None, ref: str) -> Store:

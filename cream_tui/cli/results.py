@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from cream_engine import compare as comparing
-from cream_engine.errors import UsageError
+from cream_engine.errors import UsageError, disk_error
 from cream_engine.export import export as export_text
 from cream_engine.files import write_atomic
 from cream_engine.gpu import read_gpus
@@ -48,8 +48,8 @@ def export(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
         return
     try:
         write_atomic(output, text, parents=False)
-    except OSError as e:
-        raise UsageError(f"{output}: cannot write ({e.strerror})") from None
+    except OSError as e:  # a full disk…: what to free; a missing folder: as the system says
+        raise disk_error(e, output) or UsageError(f"{output}: cannot write ({e.strerror})") from None
     info(str(output))
 
 

@@ -10,6 +10,7 @@ import typer
 from cream_engine import queue
 from cream_engine.daemon import LOG_FILE, daemon_pid, liveness, start_daemon, stop_daemon
 from cream_engine.errors import EXIT_CODES_HELP, WorkerError
+from cream_engine.paths import require_writable
 from cream_engine.worker import WorkerOptions
 from cream_engine.worker import main as worker_main
 from cream_tui import tables
@@ -41,6 +42,7 @@ def worker_start(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = N
     if pid:
         typer.echo(f"worker already running (pid {pid})")
         return
+    require_writable(h)  # (before its log is opened there)
     opts = WorkerOptions(home=h, notify=notify, grace_s=grace, stall_minutes=stall_minutes,
                          cpu_slots=cpu_slots)
     pid, started = start_daemon(h, opts.to_args())
@@ -90,6 +92,7 @@ def worker_run(ctx: typer.Context, home: HomeOpt = None, notify: NotifyOpt = Non
                once: Annotated[bool, typer.Option(
                    help="Exit when the queue is empty and no job runs.")] = False) -> None:
     """Run the worker in the foreground (Ctrl-C stops it and re-queues its jobs)."""
+    require_writable(data_home(ctx, home))  # (the worker says so too, in its log's format)
     opts = WorkerOptions(home=data_home(ctx, home), notify=notify, grace_s=grace,
                          stall_minutes=stall_minutes, cpu_slots=cpu_slots, once=once)
     raise typer.Exit(worker_main(opts.to_args()))
