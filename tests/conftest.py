@@ -6,9 +6,11 @@ SmolLM2-135M folder once per session too (about 20 s), and only tests marked `sl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,12 +62,25 @@ def smollm2_dir(models_home: Path) -> Path:
     return Path(resolve_model("bundled:smollm2-135m-instruct", models_home))
 
 
+@pytest.fixture
+def tmpfs():
+    """Small real disks: `tmpfs("2m")` mounts one (see tests/fsfaults.py), unmounted after
+    the test; the test is skipped where this session cannot mount."""
+    from tests.fsfaults import mounted
+
+    with contextlib.ExitStack() as stack:
+        yield lambda size="2m": stack.enter_context(mounted(size))
+
+
 def run_cli(*args: str, home: Path | None = None, cwd: Path | None = None,
-            env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the real `cream` console entry point in a subprocess."""
+            env: dict | None = None, timeout: float = 120, prefix: tuple[str, ...] = (),
+            preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run the real `cream` console entry point in a subprocess (`prefix`: a command that
+    runs it, e.g. as another user; `preexec_fn`: run in the child first, e.g. a limit)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CREAM_")}
     if home is not None:
         full_env["CREAM_HOME"] = str(home)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "cream_tui.cli", *args], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*prefix, sys.executable, "-m", "cream_tui.cli", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=preexec_fn)
