@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from cream_engine import paths
-from cream_engine.errors import EXIT_CANCELLED, EXIT_OK, CreamError
+from cream_engine.errors import EXIT_CANCELLED, EXIT_OK, CreamError, disk_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")  # library bars (GGUF dequantisation…): ours is rich
     home = paths.data_home(args.home)
+    paths.set_home_umask()  # (what this process writes under the home is private to the user)
 
     if args.command == "run":  # run_experiment catches the run's errors itself
         # torch and TRL take seconds to load; a cancel (SIGTERM, Ctrl-C) before the pipeline
@@ -66,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "convert-model":
             models.convert_model(args.src, args.dst)
             print(args.dst)
-    except CreamError as e:
-        print(f"cream: error: {e.line}", file=sys.stderr)
-        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a full disk is one line too
+        found = e if isinstance(e, CreamError) else disk_error(e, home)
+        if found is None:
+            raise
+        print(f"cream: error: {found.line}", file=sys.stderr)
+        return found.exit_code
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cream_engine import queue
-from cream_engine.errors import StoreError, UsageError
+from cream_engine.errors import StoreError, UsageError, disk_error
 from cream_engine.runs import load_checked
 from cream_engine.store import Store
 
@@ -25,7 +25,8 @@ def _with_store(home: Path, fn: Callable[[Store], Any], create: bool = False) ->
     try:
         return fn(store)
     except sqlite3.Error as e:
-        raise StoreError(f"the store is busy or unreadable ({e})") from None
+        raise disk_error(e, home) or StoreError(f"the store is busy or unreadable ({e})") \
+            from None
     finally:
         store.close()
 

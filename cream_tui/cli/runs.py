@@ -12,7 +12,7 @@ import typer
 
 from cream_engine import paths, results
 from cream_engine.config import ExperimentConfig, to_toml
-from cream_engine.errors import CreamError, UsageError
+from cream_engine.errors import CreamError, UsageError, disk_error
 from cream_engine.files import write_atomic
 from cream_engine.runs import create_or_resume, load_checked
 from cream_engine.store import RUN_ENDED
@@ -41,7 +41,8 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
     try:
         write_atomic(path, to_toml(ExperimentConfig(), comments=True), parents=False)
     except OSError as e:
-        raise UsageError(f"{path}: cannot write ({e.strerror})") from None
+        raise disk_error(e, path) or UsageError(f"{path}: cannot write ({e.strerror})") \
+            from None
     info(f"wrote {path}; check it with `cream validate {path}`")
 
 
@@ -71,6 +72,7 @@ def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOp
 
     Running the same command again resumes the newest unfinished run of the same config:
     finished stages are skipped, the interrupted one starts again."""
+    paths.require_writable(data_home(ctx, home))  # (before seconds of checking the config)
     cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
     info(f"{config}: {prompts.summary()}")
     store = open_store(ctx, home, create=True)
