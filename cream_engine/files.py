@@ -33,8 +33,21 @@ def _beside(path: Path, kind: str = "tmp") -> Path:
 
 def _remove_stale(path: Path) -> None:
     """Temp files and folders of `path` left by writers that are no longer running."""
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.*"):
-        pid, _, kind = stale.name[len(path.name) + 2:].partition(".")
+    _remove_dead(path.parent.glob(f".{glob.escape(path.name)}.*.*"), len(path.name) + 2)
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Every temp file and folder in `folder` left by a writer that is no longer running,
+    whatever its target (a run folder killed while it was written has no next write)."""
+    for stale in folder.glob(".*.*.*"):
+        _remove_dead([stale], len(stale.name.rsplit(".", 2)[0]) + 1)
+
+
+def _remove_dead(candidates: Iterable[Path], skip: int) -> None:
+    """`candidates` named `.<target>.<pid>.<tmp|old>` whose writer `pid` is gone, removed
+    (`skip`: where `<pid>` starts in the name)."""
+    for stale in candidates:
+        pid, _, kind = stale.name[skip:].partition(".")
         if kind not in ("tmp", "old") or not pid.isdigit() or pid_alive(int(pid)):
             continue
         if stale.is_dir():

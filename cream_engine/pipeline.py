@@ -161,8 +161,9 @@ def _run(run_dir: Path) -> int:
         ctx = RunContext.open(run_dir, store)
         for t in range(ctx.config.run.iterations):
             run_iteration(ctx, t)
-        store.set_run_status(run_id, "done")
-        store.add_event("run.done", f"run {run_id} finished", run_id=run_id)
+        with store.atomic():  # (done and its event together: a kill between leaves neither)
+            store.set_run_status(run_id, "done")
+            store.add_event("run.done", f"run {run_id} finished", run_id=run_id)
     except Cancelled as e:
         best_effort(_record, store, run_id, "cancelled", f"cancelled ({e})", "run.cancelled",
                     f"run {run_id} cancelled")

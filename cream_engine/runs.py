@@ -22,7 +22,7 @@ from cream_engine import paths
 from cream_engine.config import ExperimentConfig, load_config, to_toml
 from cream_engine.errors import EXIT_USAGE, CreamError, ModelError
 from cream_engine.evalsets import load_eval_set
-from cream_engine.files import atomic_folder
+from cream_engine.files import atomic_folder, remove_stale_temps
 from cream_engine.modelfiles import check_model_folder, local_folder
 from cream_engine.prompts import (
     PromptFile,
@@ -128,6 +128,8 @@ def create_run(store: Store, home: Path, config: ExperimentConfig, *,
     run_id = new_run_id(config.run.name)
     final = paths.run_dir(home, run_id)
     text = to_toml(config)
+    if home.is_dir():  # (what a create killed while writing its folder left behind)
+        remove_stale_temps(home)
     with atomic_folder(final) as tmp:
         (tmp / paths.CONFIG_NAME).write_text(text, encoding="utf-8")
     try:

@@ -79,7 +79,7 @@ def test_slices_are_disjoint_and_seeded() -> None:
 
 def test_check_inputs_names_the_field(tmp_path: Path, tiny_model_dir: Path) -> None:
     home = tmp_path / "home"
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(DataError, match="x.jsonl: no such evaluation file"):
         check_inputs(from_dict({"data": {"eval_sets": [str(tmp_path / "x.jsonl")]}}), home)
     with pytest.raises(ModelError, match=r"\[run\] model = .*no such folder"):
         check_inputs(from_dict({"run": {"model": str(tmp_path / "m")}}), home)
@@ -117,3 +117,25 @@ def test_what_a_killed_writer_left_is_removed_by_the_next_write(tmp_path: Path) 
         (folder / "other").write_text("o")
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["other"]
 
+
+
+def test_a_run_folder_killed_while_written_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """Its temp folder has a new run's id, so no later write of the same target finds it:
+    creating the next run sweeps the home for what dead writers left."""
+    import subprocess
+    import sys
+
+    from cream_engine.runs import create_run
+    from cream_engine.store import Store
+
+    home = tmp_path / "home"
+    store = Store.open(home)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (home / f".20260101-000000-x-ab12.{dead}.tmp").mkdir()
+    (home / f".20260101-000000-x-ab12.{dead}.tmp" / "config.toml").write_text("[run]\n")
+    alive = home / f".20260101-000000-y-cd34.{os.getpid()}.tmp"   # a create still at work
+    alive.mkdir()
+    run_id = create_run(store, home, from_dict({}))
+    assert sorted(p.name for p in home.iterdir() if p.name.startswith(".")) == [alive.name]
+    assert (home / run_id / "config.toml").is_file()
