@@ -55,6 +55,7 @@ def check_inputs(config: ExperimentConfig, home: Path | None = None,
     judge = local_folder(config.eval.judge) if config.eval.judge != "initial" else None
     if config.eval.enabled and judge is not None:
         check_model_folder(judge, "[eval] judge")
+    prompt_room(config, None)  # (max_new_tokens past [train] max_length: no need to measure)
     if note:
         note(f"counting the tokens of {len(found.prompts)} prompts with the tokenizer of "
              f"{config.run.model}…")
