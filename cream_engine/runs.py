@@ -1,9 +1,11 @@
-"""Creating a run: what `cream run` and `cream submit` do before any model is touched. The
+"""Creating a run: what `cream run` and `cream submit` do before any model is loaded. The
 config's inputs are checked, then the run gets an id, its folder with the resolved config, the
 code version and a store row. A config error leaves nothing behind: the folder appears complete
 (written beside, then renamed) and is removed again if the store refuses the row.
 
-Light layer: standard library + the store.
+Light layer: standard library + the store. The prompts are measured with the model's own
+tokenizer in a child process (`python -m cream_engine count-tokens`): no model library enters
+this one.
 """
 
 from __future__ import annotations
