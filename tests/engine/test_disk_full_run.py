@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from cream_engine import paths
 from cream_engine.config import from_dict, to_toml
 from cream_engine.files import read_jsonl
@@ -19,6 +21,7 @@ from tests.fsfaults import modes, snapshot
 FINISHED = ("generate", "score", "consistency", "pairs")
 
 
+@pytest.mark.slow  # (a whole tiny run, twice: about 35 s)
 def test_a_full_disk_mid_run_is_one_line_and_the_run_resumes(
         tmpfs, tmp_path: Path, tiny_model_dir: Path) -> None:
     disk = tmpfs("24m")

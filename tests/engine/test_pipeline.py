@@ -128,7 +128,11 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
+# (generate and score kills are slow: the SIGKILL sweep, slow too, lands in those stages as
+# well; training and a half-written evaluation stay in the default suite)
+@pytest.mark.parametrize("point", [
+    pytest.param(p, marks=pytest.mark.slow) if p in ("generate-0", "score-1") else p
+    for p in KILL_POINTS])
 def test_sigkill_then_resume_matches_an_uninterrupted_run(
         point: str, tiny_model_dir: Path, finished_run: Path, tmp_path: Path) -> None:
     import torch
