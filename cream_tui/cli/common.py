@@ -11,7 +11,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cream_engine import paths
+from cream_engine.config import ExperimentConfig
 from cream_engine.errors import RunNotFound
+from cream_engine.runs import load_checked
 from cream_engine.store import Store
 
 HomeOpt = Annotated[Optional[Path], typer.Option(
@@ -57,6 +59,18 @@ def open_store(ctx: typer.Context, home: Path | None, create: bool = False) -> S
         notes.append(f"cream: note: {store.home} is read-only ({store.read_only}): showing "
                      "what is there; commands that write to it are refused")
     return store
+
+
+def checked_config(ctx: typer.Context, config: Path, overrides: list[str] | None,
+                   home: Path | None) -> ExperimentConfig:
+    """The config of a command that queues or runs it: the home is refused first when it is
+    read-only (checking takes seconds), then the config and its inputs are checked and what
+    will be used is said on stderr."""
+    where = data_home(ctx, home)
+    paths.require_writable(where)
+    cfg, prompts = load_checked(config, overrides, where, note=info)
+    info(f"{config}: {prompts.summary()}")
+    return cfg
 
 
 def store_with(ctx: typer.Context, home: Path | None, ref: str) -> Store:

@@ -7,11 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cream_engine import paths, queue, results
+from cream_engine import queue, results
 from cream_engine.daemon import daemon_pid
 from cream_engine.errors import EXIT_CODES_HELP, EXIT_FAILED, CreamError, NoGpuError
 from cream_engine.gpu import read_gpus
-from cream_engine.runs import load_checked
 from cream_tui import tables
 from cream_tui.cli.common import (
     ConfigArg,
@@ -19,6 +18,7 @@ from cream_tui.cli.common import (
     JsonOpt,
     RunArg,
     SetOpt,
+    checked_config,
     data_home,
     echo_json,
     info,
@@ -44,9 +44,7 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
 
     Validates the config, snapshots it (and the git commit of the current folder) into
     runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free."""
-    paths.require_writable(data_home(ctx, home))  # (before seconds of checking the config)
-    cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
-    info(f"{config}: {prompts.summary()}")
+    cfg = checked_config(ctx, config, set_, home)
     if gpus:
         have = len(read_gpus().gpus)
         if gpus > have:

@@ -23,6 +23,7 @@ from cream_tui.cli.common import (
     JsonOpt,
     RunArg,
     SetOpt,
+    checked_config,
     data_home,
     echo_json,
     info,
@@ -72,9 +73,7 @@ def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOp
 
     Running the same command again resumes the newest unfinished run of the same config:
     finished stages are skipped, the interrupted one starts again."""
-    paths.require_writable(data_home(ctx, home))  # (before seconds of checking the config)
-    cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
-    info(f"{config}: {prompts.summary()}")
+    cfg = checked_config(ctx, config, set_, home)
     store = open_store(ctx, home, create=True)
     assert store is not None
     run_id, resumed = create_or_resume(store, data_home(ctx, home), cfg, new=new)
