@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tomllib
 
 from cream_engine.errors import ConfigError
+from cream_engine.sections import Section, _f, _show
 
 METHODS = ("srlm", "cream", "scir", "dpo")
 # a run name is part of the run's id and folder name: portable on every filesystem, short
@@ -31,74 +32,7 @@ RUN_NAME_RULE = (f"1 to {RUN_NAME_MAX} ASCII letters, digits, '-', '_' or '.', s
                  "letter or digit")
 BUNDLED_MODELS = ("smollm2-135m-instruct", "tiny-random")
 BUNDLED_PROMPTS = "bundled:prompts"
-
-
-def _f(default: Any, help: str, *, choices: tuple = (), lo: float | None = None,
-       hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
-    """A config field: its default, a help line and the allowed values or range."""
-    meta = {"help": help, "choices": choices, "lo": lo, "hi": hi,
-            "lo_open": lo_open, "hi_open": hi_open}
-    if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda: tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-class Section:
-    """Shared validation for every section, driven by the field metadata."""
-
-    _name = ""
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            kind = f.type if isinstance(f.type, str) else f.type.__name__
-            where = f"[{self._name}] {f.name}"
-            value = _check_type(where, kind, value)
-            object.__setattr__(self, f.name, value)
-            m = f.metadata
-            if m["choices"] and value not in m["choices"]:
-                allowed = ", ".join(repr(c) for c in m["choices"])
-                raise ConfigError(f"{where} = {value!r}: must be one of {allowed}")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                _check_range(where, value, m)
-        self.check()
-
-    def check(self) -> None:
-        """Cross-field checks of one section (overridden where needed)."""
-
-
-def _check_type(where: str, kind: str, value: Any) -> Any:
-    ok = {
-        "str": lambda v: isinstance(v, str),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-        "tuple[str, ...]": lambda v: isinstance(v, (list, tuple))
-        and all(isinstance(x, str) for x in v),
-    }[kind]
-    if not ok(value):
-        expected = {"str": "a string", "int": "an integer", "float": "a number",
-                    "bool": "true or false", "tuple[str, ...]": "a list of strings"}[kind]
-        raise ConfigError(f"{where} = {_show(value)}: expected {expected}")
-    if kind == "float":
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} = {value}: must be a finite number")
-    if kind == "tuple[str, ...]":
-        value = tuple(value)
-    return value
-
-
-def _check_range(where: str, value: float, m: Mapping[str, Any]) -> None:
-    lo, hi = m["lo"], m["hi"]
-    if lo is not None and (value <= lo if m["lo_open"] else value < lo):
-        raise ConfigError(f"{where} = {value}: must be {'>' if m['lo_open'] else '>='} {lo}")
-    if hi is not None and (value >= hi if m["hi_open"] else value > hi):
-        raise ConfigError(f"{where} = {value}: must be {'<' if m['hi_open'] else '<='} {hi}")
-
-
-def _show(value: Any) -> str:
-    return repr(value) if not isinstance(value, str) else f'"{value}"'
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
 
 def valid_run_name(name: str) -> bool:
@@ -156,6 +90,12 @@ class GenerateConfig(Section):
     top_p: float = _f(0.95, "nucleus sampling mass", lo=0.0, hi=1.0, lo_open=True)
     max_new_tokens: int = _f(96, "tokens generated per response at most", lo=1, hi=32768)
     batch_size: int = _f(8, "prompts per generation batch (hf backend)", lo=1)
+    tensor_parallel_size: int = _f(1, "vllm: GPUs one engine shards the model over; the job's "
+                                   "GPUs / this = engines generating in parallel (data "
+                                   "parallel)", lo=1)
+    gpu_memory_utilization: float = _f(0.85, "vllm: fraction of each GPU's memory an engine "
+                                       "reserves (on vLLM's CPU build: of RAM, about 0.1)",
+                                       lo=0.0, hi=1.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -206,6 +146,19 @@ class TrainConfig(Section):
     warmup_ratio: float = _f(0.1, "fraction of steps for learning-rate warm-up", lo=0.0, hi=1.0)
     weight_decay: float = _f(0.01, "AdamW weight decay", lo=0.0)
     logging_steps: int = _f(1, "optimizer steps between metric rows", lo=1)
+    processes: int | str = _f(1, "training processes: 1, N, or auto (one per GPU of the job); "
+                              "with more than 1 the trainer runs under torchrun")
+    strategy: str = _f("ddp", "how several processes share the model: ddp (a full replica "
+                       "each), fsdp (full-shard, each decoder layer wrapped) or deepspeed "
+                       "(ZeRO-3, needs DeepSpeed installed)", choices=STRATEGIES)
+    activation_checkpointing: bool = _f(False, "recompute activations in the backward pass: "
+                                        "less memory, slower steps")
+
+    def check(self) -> None:
+        p = self.processes
+        if isinstance(p, str) and p != "auto" or isinstance(p, int) and not 1 <= p <= 1024:
+            raise ConfigError(f"[train] processes = {_show(p)}: must be auto or an integer "
+                              "from 1 to 1024")
 
 
 @dataclass(frozen=True)
@@ -236,6 +189,8 @@ class EvalConfig(Section):
     judge: str = _f("initial", "fixed judge of the win rate and score: initial (the frozen "
                     "starting model M0) or a model id / folder")
     batch_size: int = _f(8, "evaluation sequences per batch", lo=1)
+    every: int = _f(1, "evaluate every k-th new model M_t+1 (the last one always; M0 once, "
+                    "shared by runs with the same model and evaluation settings)", lo=1)
 
     def check(self) -> None:
         if self.judge.startswith("bundled:") and self.judge[8:] not in BUNDLED_MODELS:

@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("cream_engine", "cream_tui")
 # the engine's light layer: standard library + sqlite-utils + nvidia-ml-py
-LIGHT = {"cream_engine", "cream_engine.errors", "cream_engine.config", "cream_engine.paths",
+LIGHT = {"cream_engine", "cream_engine.errors", "cream_engine.config", "cream_engine.sections",
+         "cream_engine.paths",
          "cream_engine.files", "cream_engine.prompts", "cream_engine.evalsets",
          "cream_engine.runs", "cream_engine.store", "cream_engine.queue", "cream_engine.worker",
          "cream_engine.daemon", "cream_engine.gpu", "cream_engine.schema",
