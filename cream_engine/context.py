@@ -51,6 +51,7 @@ class RunContext:
     _prompts: list[Prompt] | None = None
     _slices: list[list[Prompt]] | None = None
     _loaded: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    _backends: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def open(cls, run_dir: Path, store: Store) -> RunContext:
@@ -124,7 +125,24 @@ class RunContext:
                                             trust_remote_code=self.config.run.trust_remote_code)
         return self._loaded[path]
 
+    def backend(self, path: str, seed: int) -> Any:
+        """The generation backend on a model folder (`[generate] backend`), kept open for the
+        next caller on the same model: vLLM's engine process, or the hf backend over `load`."""
+        if path not in self._backends:
+            from cream_engine.stages.generate import open_backend_on  # (stage helpers above us)
+
+            self.close_backends()  # one engine at a time (hf ones share `load`'s model)
+            self._backends[path] = open_backend_on(self, path, seed)
+        return self._backends[path]
+
+    def close_backends(self) -> None:
+        """End every open backend (a vLLM engine process returns its memory here)."""
+        while self._backends:
+            _, backend = self._backends.popitem()
+            backend.close()
+
     def release(self) -> None:
+        self.close_backends()
         self._loaded.clear()
         gc.collect()
         if torch.cuda.is_available():

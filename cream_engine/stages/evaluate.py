@@ -101,7 +101,6 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
         if held:
             replies = held_replies(parts, backend, held, out / "heldout.jsonl")
             parts.finished(len(held), "held-out replies")
-        backend.close()
 
     # 2. option log-likelihood (multiple choice)
     if cfg.loglik and any(s.kind == "mc" for s in sets):
@@ -253,11 +252,7 @@ def previous_replies(parts: Parts, k: int, held: list[Any], out: Path) -> list[s
         path = out / "heldout-previous.jsonl"
     if path.exists():
         return held_replies(parts, None, held, path)
-    backend = open_policy_backend(parts.ctx, k - 1)
-    try:
-        return held_replies(parts, backend, held, path)
-    finally:
-        backend.close()
+    return held_replies(parts, open_policy_backend(parts.ctx, k - 1), held, path)
 
 
 # -- scoring --------------------------------------------------------------------------------

@@ -12,13 +12,18 @@ from cream_engine.files import write_jsonl
 
 
 def open_policy_backend(ctx: Any, t: int) -> Any:
-    """The generation backend on M_t (`auto`: vLLM with a GPU when installed, else hf)."""
+    """The generation backend on M_t, shared with the next stage on the same model."""
+    return ctx.backend(ctx.model_path(t), ctx.seed(t, "generate"))
+
+
+def open_backend_on(ctx: Any, path: str, seed: int) -> Any:
+    """A new generation backend on a model folder (`auto`: vLLM with a GPU when installed,
+    else hf, which uses the context's loaded copy of the model)."""
     cfg = ctx.config.generate
     kind = choose_backend(cfg.backend, ctx.device == "cuda", vllm_installed())
-    path = ctx.model_path(t)
     if kind == "vllm":
-        ctx.release()
-        return open_backend("vllm", model_path=path, dtype=ctx.dtype, seed=ctx.seed(t, "generate"))
+        ctx.release()  # the engine process needs the memory the loaded models hold
+        return open_backend("vllm", model_path=path, dtype=ctx.dtype, seed=seed)
     model, tokenizer = ctx.load(path)
     return open_backend("hf", model_path=path, model=model, tokenizer=tokenizer,
                         device=ctx.device, batch_size=cfg.batch_size)

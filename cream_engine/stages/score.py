@@ -96,7 +96,6 @@ def run(ctx: Any, t: int) -> dict:
         if method.pairwise_judge:  # fail now, not after generating and judging everything
             verdict_tokens(backend.tokenizer)
         judged = judge_responses(ctx, t, backend, rows)
-        backend.close()
 
     # one pass per model: M_t, then M_0 (t >= 1), then M_{t-1} (t >= 2)
     passes = {"current": ctx.model_path(t)}
