@@ -48,7 +48,8 @@ from cream_engine.judges import pairwise
 WEIGHT = "weight"
 JUDGE_COLUMNS = ("judge_12_ids", "judge_21_ids")  # SCIR: judge prompts, y1 first / y2 first
 JUDGE_KEYS = ("judge_input_ids", "judge_attention_mask", "judge_last")  # their batch tensors
-EXTRA_KEYS = (WEIGHT, *JUDGE_KEYS)  # batch keys that never reach a model call
+EXTRA_KEYS = (WEIGHT, *JUDGE_KEYS)
+REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")  # log π_ref, when the rows bring it  # batch keys that never reach a model call
 METRIC_NAMES = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                 "rewards/accuracies", "logps/chosen", "logps/rejected", "learning_rate",
                 "grad_norm", "consistency")
@@ -73,25 +74,70 @@ def precision(train: TrainConfig, device: str) -> tuple[str, bool]:
 
 
 def dpo_args(train: TrainConfig, *, output_dir: Path, seed: int, device: str,
-             max_steps: int = -1) -> DPOConfig:
+             max_steps: int = -1, processes: int = 1, layer_classes: tuple[str, ...] = ()
+             ) -> DPOConfig:
     """The `DPOConfig` of a training run: every setting explicit (TRL's defaults are made for
-    multi-GPU bf16 runs: bf16, gradient checkpointing, logging every 10 steps)."""
+    multi-GPU bf16 runs: bf16, gradient checkpointing, logging every 10 steps).
+
+    `[train] batch_size` pairs go through the model per step of every process together: each
+    of `processes` ranks takes its share, so N processes see the same pairs per optimizer
+    step, and take the same number of steps, as one (DDP averages their gradients)."""
+    per_device, rest = divmod(train.batch_size, processes)
+    if rest or not per_device:
+        raise TrainingError(f"[train] batch_size = {train.batch_size} cannot be split over "
+                            f"{processes} training processes (make it a multiple)")
+    checkpointing = train.activation_checkpointing
+    sharding: dict[str, Any] = {}
+    if processes > 1 and train.strategy == "fsdp":
+        # FSDP's own checkpointing: the argument's would add an all-gather in the backward
+        sharding = {"fsdp": "full_shard", "fsdp_config": {
+            "transformer_layer_cls_to_wrap": list(layer_classes),
+            "state_dict_type": "FULL_STATE_DICT",
+            "activation_checkpointing": checkpointing}}
+        checkpointing = False
+    elif processes > 1 and train.strategy == "deepspeed":
+        sharding = {"deepspeed": zero3_config()}
     return DPOConfig(
         output_dir=str(output_dir), seed=seed, use_cpu=(device == "cpu"),
         bf16=precision(train, device)[1], fp16=False,
-        activation_checkpointing=False,  # (gradient_checkpointing, which TRL turns on)
+        activation_checkpointing=checkpointing,  # (TRL turns it on by default)
         report_to="none", save_strategy="no", disable_tqdm=True,
         # keep a NaN loss visible in the logs instead of replacing it by the running mean
         logging_nan_inf_filter=False,
         learning_rate=train.learning_rate, num_train_epochs=train.epochs, max_steps=max_steps,
-        per_device_train_batch_size=train.batch_size,
+        per_device_train_batch_size=per_device,
         gradient_accumulation_steps=train.gradient_accumulation,
         # transformers 5 reads a warmup_steps below 1 as a ratio of the steps (1.0 would be 1 step)
         lr_scheduler_type="cosine", warmup_steps=min(train.warmup_ratio, 1 - 1e-9),
         weight_decay=train.weight_decay, logging_steps=train.logging_steps,
         max_length=train.max_length, beta=train.beta, loss_type=["sigmoid"],
         precompute_ref_log_probs=True, dataloader_num_workers=0,
+        ddp_find_unused_parameters=False if processes > 1 else None, **sharding,
     )
+
+
+def zero3_config() -> dict:
+    """DeepSpeed ZeRO-3: parameters, gradients and optimizer states sharded over the ranks;
+    "auto" values are filled from the `DPOConfig` by transformers; the full 16-bit weights are
+    gathered for the one checkpoint."""
+    return {"zero_optimization": {"stage": 3, "overlap_comm": True,
+                                  "stage3_gather_16bit_weights_on_model_save": True},
+            "bf16": {"enabled": "auto"}, "train_micro_batch_size_per_gpu": "auto",
+            "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
+            "train_batch_size": "auto"}
+
+
+def layer_classes(model: Any) -> tuple[str, ...]:
+    """The decoder-layer class names FSDP wraps one by one (the model's `_no_split_modules`)."""
+    return tuple(getattr(model, "_no_split_modules", None) or ())
+
+
+def save_dtype(train: TrainConfig, device: str) -> torch.dtype | None:
+    """The dtype a checkpoint is written in: the training dtype, so bf16 on a GPU (fp32 master
+    weights would double an 8B checkpoint to 32 GB); None keeps the weights' own."""
+    if device.startswith("cuda") and train.dtype in ("auto", "bfloat16"):
+        return torch.bfloat16
+    return None
 
 
 def lora_config(train: TrainConfig) -> LoraConfig:
@@ -183,6 +229,8 @@ class CreamDPOTrainer(DPOTrainer):
         if len(dataset) == 0:  # TRL drops the pairs whose prompt fills max_length
             raise TrainingError(f"no pair fits max_length = {self.args.max_length} tokens "
                                 "(every prompt is as long or longer)")
+        if set(REF_COLUMNS) <= set(dataset.column_names):
+            return dataset  # the score stage measured log π_{M_t} of these very tokens already
         return super()._precompute_ref_logps(dataset, name, batch_size)
 
     def compute_ref_log_probs(self, model: Any, inputs: dict) -> Any:
@@ -211,9 +259,11 @@ class CreamDPOTrainer(DPOTrainer):
 
     def _finish(self, loss: torch.Tensor, result: Any, return_outputs: bool) -> Any:
         if self.model.training and self.nonfinite_loss is None:
-            value = loss.detach().item()
-            if not math.isfinite(value):
-                self.nonfinite_loss = (self.state.global_step + 1, value)
+            # every rank must see the same verdict, or one stops while the others wait for it
+            losses_seen = self.accelerator.gather(loss.detach().float().reshape(1))
+            bad = [v for v in losses_seen.tolist() if not math.isfinite(v)]
+            if bad:
+                self.nonfinite_loss = (self.state.global_step + 1, bad[0])
         return (loss, result[1]) if return_outputs else loss
 
     def _metric(self, name: str, value: torch.Tensor) -> None:
@@ -260,24 +310,36 @@ class ScirDPOTrainer(CreamDPOTrainer):
         return self._finish(out.loss, result, return_outputs)
 
 
-def make_trainer(model: Any, tokenizer: Any, rows: list[dict], args: DPOConfig, *,
+def rows_dataset(rows: list[dict] | Path, cache_dir: Path | None = None) -> Dataset:
+    """The pairs as a `Dataset`: from memory (one process), or from a JSONL file with its
+    cache in `cache_dir`, which every rank of a multi-process run can read (an in-memory
+    dataset keeps its cache in a per-process temp folder that the other ranks cannot open)."""
+    if isinstance(rows, list):
+        return Dataset.from_list(rows)
+    return datasets.load_dataset("json", data_files=str(rows), split="train",
+                                 cache_dir=str(cache_dir) if cache_dir else None)
+
+
+def make_trainer(model: Any, tokenizer: Any, rows: list[dict] | Dataset, args: DPOConfig, *,
                  peft_config: LoraConfig | None = None, callbacks: list | None = None,
                  scir: ScirConfig | None = None) -> CreamDPOTrainer:
     """A `CreamDPOTrainer` over conversational rows (tokenised and the reference log-probs
-    precomputed here, quietly); with `scir`, a `ScirDPOTrainer` (rows with JUDGE_COLUMNS)."""
+    precomputed here, quietly, unless every row brings them); with `scir`, a
+    `ScirDPOTrainer` (rows with JUDGE_COLUMNS)."""
     collator = WeightedPreferenceCollator(pad_token_id=tokenizer.pad_token_id,
                                           max_length=args.max_length,
                                           truncation_mode=args.truncation_mode)
     extra: dict[str, Any] = {}
     trainer_cls: type[CreamDPOTrainer] = CreamDPOTrainer
+    dataset = rows if isinstance(rows, Dataset) else Dataset.from_list(rows)
     if scir is not None:
-        if not rows or JUDGE_COLUMNS[0] not in rows[0]:
+        if not len(dataset) or JUDGE_COLUMNS[0] not in dataset.column_names:
             raise TrainingError("SCIR training needs the judge prompts (see scir_rows)")
         trainer_cls = ScirDPOTrainer
         extra = {"scir": scir, "verdict_ids": pairwise.verdict_tokens(tokenizer)}
     with quiet():
         trainer = trainer_cls(model=model, ref_model=None, args=args,
-                              train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                              train_dataset=dataset, processing_class=tokenizer,
                               data_collator=collator, peft_config=peft_config,
                               callbacks=callbacks or [], **extra)
     trainer.remove_callback(PrinterCallback)  # disable_tqdm=True would print every log dict
@@ -307,13 +369,15 @@ class StreamMetrics(TrainerCallback):
                                                        else f" (loss = {value})")
             control.should_training_stop = True
             return
-        if self.on_progress is not None:
+        if self.on_progress is not None and state.is_world_process_zero:
             self.on_progress(state.global_step, state.max_steps)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
                **kw: Any) -> None:
         # skip the final summary (train_runtime, train_loss, ...) and anything after a NaN
         if self.error is not None or not logs or "loss" not in logs:
+            return
+        if not state.is_world_process_zero:  # the values are gathered over the ranks already
             return
         values = {k: float(logs[k]) for k in METRIC_NAMES + SCIR_METRIC_NAMES if k in logs}
         self.last_loss = values["loss"]

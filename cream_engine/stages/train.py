@@ -15,7 +15,10 @@ Heavy layer: torch, transformers (and TRL through trainer.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -29,7 +32,7 @@ from transformers import set_seed
 from cream_engine import losses
 from cream_engine.config import ScirConfig, TrainConfig
 from cream_engine.errors import TrainingError
-from cream_engine.files import atomic_folder, read_jsonl
+from cream_engine.files import atomic_folder, read_jsonl, write_jsonl
 from cream_engine.judges.pairwise import (
     judge_columns,
     judge_max_length,
@@ -37,17 +40,22 @@ from cream_engine.judges.pairwise import (
     request_text,
     verdict_tokens,
 )
+from cream_engine.launch import run_ranks
 from cream_engine.logprobs import sequence_logprobs
 from cream_engine.methods import get_method
-from cream_engine.models import load_model
+from cream_engine.models import load_model, load_tokenizer
 from cream_engine.trainer import (
+    REF_COLUMNS,
     WEIGHT,
     StreamMetrics,
     dpo_args,
+    layer_classes,
     lora_config,
     make_trainer,
     precision,
     quiet,
+    rows_dataset,
+    save_dtype,
 )
 
 # -- the stage ------------------------------------------------------------------------------
@@ -61,6 +69,7 @@ def run(ctx: Any, t: int) -> dict:
         before = measure_agreement(ctx, t, rows, ctx.model_path(t), trained=False)
     ctx.release()  # the trainer loads its own copy of M_t
     out_dir = ctx.artifact(t, "train")
+    processes = training_processes(ctx.config.train, ctx.device)
     with ctx.progress(t, "train", 1, "train") as bar:
         def on_progress(step: int, total: int) -> None:
             bar.set_total(total)
@@ -73,7 +82,7 @@ def run(ctx: Any, t: int) -> dict:
         summary = train_dpo(policy_path=ctx.model_path(t), pairs=rows, out_dir=out_dir,
                             train=ctx.config.train, seed=ctx.seed(t, "train"),
                             device=ctx.device, on_metrics=on_metrics, on_progress=on_progress,
-                            work_dir=work_dir, scir=scir)
+                            work_dir=work_dir, scir=scir, processes=processes)
     shutil.rmtree(work_dir, ignore_errors=True)
     if scir is not None:
         after = measure_agreement(ctx, t, rows, str(out_dir), trained=True)
@@ -84,6 +93,16 @@ def run(ctx: Any, t: int) -> dict:
                               {"scir/agreement_after": after})
         summary.update(scir_agreement_before=before, scir_agreement_after=after)
     return summary
+
+
+def training_processes(train: TrainConfig, device: str) -> int:
+    """`[train] processes` for this job: `auto` is one per GPU the job was given (1 on CPU)."""
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    if train.processes == "auto":
+        return max(1, gpus)
+    if gpus and train.processes > gpus:
+        raise TrainingError(f"[train] processes = {train.processes}: the job has {gpus} GPU(s)")
+    return int(train.processes)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -108,6 +127,11 @@ def preference_rows(pairs: list[dict]) -> list[dict]:
             "rejected": [{"role": "assistant", "content": pair["rejected"]}],
             WEIGHT: float(weight),
         })
+    # log π_{M_t} of both responses, measured by the score stage on TRL's own tokens: the
+    # trainer then skips its reference pass (only when every pair brings them)
+    if all(all(isinstance(p.get(k), (int, float)) for k in REF_COLUMNS) for p in pairs):
+        for row, pair in zip(rows, pairs):
+            row.update({k: float(pair[k]) for k in REF_COLUMNS})
     return rows
 
 
@@ -125,15 +149,18 @@ def scir_rows(pairs: list[dict], rows: list[dict], tokenizer: Any, max_length: i
 def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: TrainConfig,
               seed: int, device: str, on_metrics: Callable[[int, dict[str, float]], None],
               on_progress: Callable[[int, int], None] | None = None,
-              work_dir: Path | None = None, scir: ScirConfig | None = None) -> dict:
+              work_dir: Path | None = None, scir: ScirConfig | None = None,
+              processes: int = 1) -> dict:
     """Train M_{t+1} from M_t (`policy_path`, also the reference) on CREAM-weighted pairs and
     save it, merged if LoRA, with its tokenizer to `out_dir` (which appears only complete).
-    With `scir`, the pairs are unlabeled (y1, y2) and SCIR's step trains them.
+    With `scir`, the pairs are unlabeled (y1, y2) and SCIR's step trains them. With
+    `processes` > 1 the trainer runs as that many ranks (`launch.run_ranks`), in this
+    process's stead: DDP, FSDP or DeepSpeed by `train.strategy`.
 
     `pairs`: {"messages": prompt chat messages, "chosen": str, "rejected": str, "weight": C}
     (SCIR also reads "prompt", the request shown to the judge).
-    Returns {"steps", "seconds", "seconds_per_step", "final_loss", "pairs"}; raises
-    `TrainingError` on a NaN/inf loss (nothing is saved then)."""
+    Returns {"steps", "seconds", "seconds_per_step", "final_loss", "pairs", "processes"};
+    raises `TrainingError` on a NaN/inf loss (nothing is saved then)."""
     out_dir = Path(out_dir)
     rows = preference_rows(pairs)
     if scir is None and any(p.get("labeled") is False for p in pairs):
@@ -144,34 +171,101 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cream-train-")))
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
+        if processes > 1:
+            return _launch(policy_path=policy_path, pairs=pairs, rows=rows, out_dir=out_dir,
+                           train=train, seed=seed, device=device, work_dir=work_dir,
+                           on_metrics=on_metrics, on_progress=on_progress, scir=scir,
+                           processes=processes)
+        if scir is not None:
+            rows = scir_rows(pairs, rows, load_tokenizer(policy_path, work_dir),
+                             train.max_length)
         trainer, callback, seconds = _run_training(
-            policy_path=policy_path, pairs=pairs, rows=rows, train=train, seed=seed,
-            device=device, work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress,
-            scir=scir)
-        steps = trainer.state.global_step
-        _save(trainer, out_dir, lora=train.lora)
+            policy_path=policy_path, rows=rows, train=train, seed=seed, device=device,
+            work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir)
+        _save(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
+        return _summary(trainer, callback, seconds, processes=1)
+
+
+def train_ranked(*, policy_path: str, rows_file: Path, out_dir: Path, train: TrainConfig,
+                 seed: int, device: str, work_dir: Path, scir: ScirConfig | None,
+                 on_metrics: Callable[[int, dict[str, float]], None],
+                 on_progress: Callable[[int, int], None] | None) -> dict:
+    """One rank's part of `train_dpo` (`python -m cream_engine.train_rank`): the same trainer
+    on the rows file, every rank joining in the save, rank 0 writing it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer, callback, seconds = _run_training(
+        policy_path=policy_path, rows=rows_file, train=train, seed=seed, device=device,
+        work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir,
+        processes=world)
+    _save(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
+    return _summary(trainer, callback, seconds, processes=world)
+
+
+def _summary(trainer: Any, callback: StreamMetrics, seconds: float, *, processes: int) -> dict:
+    steps = trainer.state.global_step
     return {"steps": steps, "seconds": seconds,
             "seconds_per_step": seconds / steps if steps else 0.0,
-            "final_loss": callback.last_loss, "pairs": len(trainer.train_dataset)}
+            "final_loss": callback.last_loss, "pairs": len(trainer.train_dataset),
+            "processes": processes}
 
 
-def _run_training(*, policy_path: str, pairs: list[dict], rows: list[dict],
-                  train: TrainConfig, seed: int, device: str, work_dir: Path,
+def _launch(*, policy_path: str, pairs: list[dict], rows: list[dict], out_dir: Path,
+            train: TrainConfig, seed: int, device: str, work_dir: Path,
+            on_metrics: Callable[[int, dict[str, float]], None],
+            on_progress: Callable[[int, int], None] | None, scir: ScirConfig | None,
+            processes: int) -> dict:
+    """Write the rows and the spec to `work_dir`, run the ranks, record what rank 0 says."""
+    if scir is not None:  # tokenised once here, so every rank reads the same columns
+        rows = scir_rows(pairs, rows, load_tokenizer(policy_path, work_dir), train.max_length)
+    for stale in ("datasets", "trainer"):  # a killed attempt's caches are not trusted
+        shutil.rmtree(work_dir / stale, ignore_errors=True)
+    rows_file = work_dir / "pairs.jsonl"
+    write_jsonl(rows_file, rows)
+    spec = {"policy_path": policy_path, "rows_file": str(rows_file), "out_dir": str(out_dir),
+            "train": dataclasses.asdict(train), "seed": seed, "device": device,
+            "work_dir": str(work_dir), "scir": dataclasses.asdict(scir) if scir else None}
+    spec_file = work_dir / "spec.json"
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    summary: dict = {}
+
+    def on_event(event: dict) -> None:
+        if "metrics" in event:
+            on_metrics(int(event["metrics"][0]), event["metrics"][1])
+        elif "progress" in event and on_progress is not None:
+            on_progress(*event["progress"])
+        elif "summary" in event:
+            summary.update(event["summary"])
+
+    run_ranks(processes, [str(spec_file)], work_dir, on_event, cpu=(device == "cpu"))
+    if not summary or not out_dir.is_dir():
+        raise TrainingError(f"{processes} training processes ended without a checkpoint")
+    return summary
+
+
+def _run_training(*, policy_path: str, rows: list[dict] | Path, train: TrainConfig,
+                  seed: int, device: str, work_dir: Path,
                   on_metrics: Callable[[int, dict[str, float]], None],
                   on_progress: Callable[[int, int], None] | None,
-                  scir: ScirConfig | None) -> tuple[Any, StreamMetrics, float]:
+                  scir: ScirConfig | None, processes: int = 1
+                  ) -> tuple[Any, StreamMetrics, float]:
     # seeded before anything random happens: the LoRA A matrices are drawn in the trainer's
     # __init__, before Trainer seeds itself
     set_seed(seed)
-    with quiet():
+    with quiet():  # (ranks: Trainer places the model on its own device)
         model, tokenizer = load_model(policy_path, home=work_dir,
-                                      dtype=precision(train, device)[0], device=device)
-    if scir is not None:
-        rows = scir_rows(pairs, rows, tokenizer, train.max_length)
-    args = dpo_args(train, output_dir=work_dir / "trainer", seed=seed, device=device)
+                                      dtype=precision(train, device)[0],
+                                      device=device if processes == 1 else None)
+    classes = layer_classes(model)
+    if processes > 1 and train.strategy == "fsdp" and not classes:
+        raise TrainingError(f"{type(model).__name__} names no decoder layer for FSDP to wrap "
+                            "(_no_split_modules): use [train] strategy = 'ddp'")
+    args = dpo_args(train, output_dir=work_dir / "trainer", seed=seed, device=device,
+                    processes=processes, layer_classes=classes)
     use_cache = model.config.use_cache  # Trainer sets it to args.use_cache (False)
     callback = StreamMetrics(on_metrics, on_progress)
-    trainer = make_trainer(model, tokenizer, rows, args, callbacks=[callback],
+    with quiet():
+        dataset = rows_dataset(rows, cache_dir=work_dir / "datasets")
+    trainer = make_trainer(model, tokenizer, dataset, args, callbacks=[callback],
                            peft_config=lora_config(train) if train.lora else None, scir=scir)
     callback.trainer = trainer
     started = time.perf_counter()
@@ -184,14 +278,25 @@ def _run_training(*, policy_path: str, pairs: list[dict], rows: list[dict],
     return trainer, callback, seconds
 
 
-def _save(trainer: Any, out_dir: Path, *, lora: bool) -> None:
-    """The plain (merged) model and the tokenizer, as one folder that appears complete."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if lora:
-        model = model.merge_and_unload()
-    with quiet(), atomic_folder(out_dir) as folder:
-        model.save_pretrained(folder, safe_serialization=True)
-        trainer.processing_class.save_pretrained(folder)
+def _save(trainer: Any, out_dir: Path, *, lora: bool, dtype: torch.dtype | None) -> None:
+    """The plain (merged) model and the tokenizer, as one folder that appears complete,
+    written once (by rank 0), in `dtype` when given. Sharded weights (FSDP, ZeRO-3) are
+    gathered first, a collective every rank joins."""
+    acc = trainer.accelerator
+    sharded = trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled
+    state = acc.get_state_dict(trainer.model) if sharded else None
+    if acc.is_main_process:
+        model = acc.unwrap_model(trainer.model)
+        if lora:
+            model = model.merge_and_unload()
+        if state is None and dtype is not None:
+            model = model.to(dtype)
+        elif state is not None and dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        with quiet(), atomic_folder(out_dir) as folder:
+            model.save_pretrained(folder, safe_serialization=True, state_dict=state)
+            trainer.processing_class.save_pretrained(folder)
+    acc.wait_for_everyone()
 
 
 # -- SCIR: agreement of the two reward models -----------------------------------------------
