@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     count.add_argument("model", help="a model spec, as [run] model")
     count.add_argument("prompts", help="a prompt file, as [data] prompts")
     count.add_argument("--trust-remote-code", action="store_true")
+    count.add_argument("--layer-classes", action="store_true",
+                       help="also the decoder-layer classes FSDP would wrap")
     conv = sub.add_parser("convert-model", help="save a model folder with pickle weights "
                           "(pytorch_model.bin) again as safetensors, loading it weights-only")
     conv.add_argument("src", type=Path)
@@ -62,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prepare-model":
             print(models.resolve_model(args.spec, home))
         elif args.command == "count-tokens":
-            print(json.dumps(_count_tokens(args.model, args.prompts, home,
-                                           args.trust_remote_code)))
+            out = _count_tokens(args.model, args.prompts, home, args.trust_remote_code)
+            if args.layer_classes:
+                out["layer_classes"] = models.layer_classes_of(args.model, home,
+                                                               args.trust_remote_code)
+            print(json.dumps(out))
         elif args.command == "convert-model":
             models.convert_model(args.src, args.dst)
             print(args.dst)

@@ -134,7 +134,8 @@ class TrainConfig(Section):
     learning_rate: float = _f(5e-6, "peak learning rate (about 1e-6 full, 1e-5..1e-4 LoRA)",
                               lo=0.0, hi=1.0, lo_open=True)
     epochs: int = _f(1, "passes over each iteration's pairs", lo=1, hi=100)
-    batch_size: int = _f(2, "pairs per device batch", lo=1)
+    batch_size: int = _f(2, "pairs per batch, split over the training processes (a multiple "
+                         "of processes)", lo=1)
     gradient_accumulation: int = _f(1, "batches accumulated per optimizer step", lo=1)
     lora: bool = _f(False, "train a LoRA adapter (merged into the checkpoint) instead of "
                     "all weights")
@@ -159,6 +160,12 @@ class TrainConfig(Section):
         if isinstance(p, str) and p != "auto" or isinstance(p, int) and not 1 <= p <= 1024:
             raise ConfigError(f"[train] processes = {_show(p)}: must be auto or an integer "
                               "from 1 to 1024")
+        if isinstance(p, int) and self.batch_size % p:
+            raise ConfigError(f"[train] batch_size = {self.batch_size}: must be a multiple of "
+                              f"processes = {p} (each process takes an equal share)")
+        if self.lora and p != 1 and self.strategy != "ddp":
+            raise ConfigError(f"[train] strategy = {_show(self.strategy)}: LoRA trains with "
+                              "ddp (its frozen weights are replicated, its adapter is small)")
 
 
 @dataclass(frozen=True)

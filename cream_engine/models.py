@@ -253,6 +253,20 @@ def context_length(spec: str, home: Path, trust_remote_code: bool = False) -> in
     return None
 
 
+def layer_classes_of(spec: str, home: Path, trust_remote_code: bool = False) -> list[str] | None:
+    """The decoder-layer classes FSDP wraps one by one (the model class's `_no_split_modules`),
+    read from the config without loading weights; None when the class is remote code."""
+    if spec.startswith("bundled:"):
+        return list(LlamaForCausalLM._no_split_modules)
+    location = resolve_model(spec, home)
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+        cls = AutoModelForCausalLM._model_mapping[type(config)]
+    except (OSError, ValueError, KeyError):
+        return None
+    return list(getattr(cls, "_no_split_modules", None) or [])
+
+
 def prompt_token_counts(tokenizer: Any, prompts: list[Prompt]) -> list[int]:
     """Each prompt's length as the model sees it: chat template rendered with the assistant's
     turn opened, then tokenized without special tokens (as the generation backends do)."""

@@ -11,7 +11,9 @@ this one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from cream_engine import paths
 from cream_engine.config import ExperimentConfig, load_config, to_toml
-from cream_engine.errors import EXIT_USAGE, CreamError, ModelError
+from cream_engine.errors import EXIT_USAGE, ConfigError, CreamError, ModelError, NoGpuError
 from cream_engine.evalsets import load_eval_set
 from cream_engine.files import atomic_folder, remove_stale_temps
 from cream_engine.modelfiles import check_model_folder, local_folder
@@ -58,10 +60,16 @@ def check_inputs(config: ExperimentConfig, home: Path | None = None,
     if config.eval.enabled and judge is not None:
         check_model_folder(judge, "[eval] judge")
     prompt_room(config, None)  # (max_new_tokens past [train] max_length: no need to measure)
+    check_libraries(config)
     if note:
         note(f"counting the tokens of {len(found.prompts)} prompts with the tokenizer of "
              f"{config.run.model}…")
-    context, tokens = count_tokens(config, home or paths.data_home())
+    fsdp = config.train.processes != 1 and config.train.strategy == "fsdp"
+    measured = measure_model(config, home or paths.data_home(), layers=fsdp)
+    if fsdp and measured.get("layer_classes") == []:
+        raise ConfigError(f"[train] strategy = 'fsdp': model {config.run.model!r} names no "
+                          "decoder layer for FSDP to wrap; use strategy = 'ddp'")
+    context, tokens = measured["context"], measured["tokens"]
     room, why = prompt_room(config, context)
     found = limit_length(found, tokens, room, config.data.long_prompts, why)
     prompt_slices(found.prompts, config.run.iterations, config.data.prompts_per_iteration,
@@ -69,20 +77,60 @@ def check_inputs(config: ExperimentConfig, home: Path | None = None,
     return found
 
 
+def check_libraries(config: ExperimentConfig) -> None:
+    """What the config asks for is installed: DeepSpeed for its strategy, vLLM for its
+    backend (found without importing either)."""
+    train = config.train
+    if train.processes != 1 and train.strategy == "deepspeed" \
+            and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("[train] strategy = 'deepspeed' needs DeepSpeed: pip install "
+                          "deepspeed (or use strategy = 'fsdp')")
+    if config.generate.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError("[generate] backend = 'vllm' needs vLLM: pip install 'cream[vllm]' "
+                          "(or use backend = 'auto')")
+
+
+def check_processes(config: ExperimentConfig, gpus: int, cpus: int | None = None) -> None:
+    """`[train] processes` against what the job will have: its GPUs, or this machine's cores
+    when it runs on the CPU. Raises `NoGpuError` (exit 3) or `ConfigError` (exit 2)."""
+    wanted = config.train.processes
+    if wanted == "auto" or wanted == 1:
+        return
+    if gpus:
+        if wanted > gpus:
+            raise NoGpuError(f"[train] processes = {wanted}: the job has {gpus} GPU(s) (ask "
+                             "for more with --gpus, or use processes = 'auto')")
+        return
+    cpus = cpus or os.cpu_count() or 1
+    if wanted > cpus:
+        raise ConfigError(f"[train] processes = {wanted}: this machine has {cpus} CPU cores "
+                          "and no GPU for the job")
+
+
 def count_tokens(config: ExperimentConfig, home: Path) -> tuple[int | None, list[int]]:
     """(the model's context, each distinct prompt's templated length in tokens), measured by
     the model's own tokenizer in a child process (transformers never enters this one): a
     few seconds."""
+    measured = measure_model(config, home)
+    return measured["context"], measured["tokens"]
+
+
+def measure_model(config: ExperimentConfig, home: Path, *, layers: bool = False) -> dict:
+    """`count_tokens`'s child's answer: {"context", "tokens"} and, with `layers`, the
+    decoder-layer classes FSDP would wrap ("layer_classes": a list, or None if unknown)."""
     cmd = [sys.executable, "-m", "cream_engine", "--home", str(home), "count-tokens",
            config.run.model, config.data.prompts]
     if config.run.trust_remote_code:
         cmd.append("--trust-remote-code")
+    if layers:
+        cmd.append("--layer-classes")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode == 0:
         try:
             out = json.loads(proc.stdout.strip().splitlines()[-1])
-            return out["context"], out["tokens"]
-        except (IndexError, KeyError, ValueError):
+            if "context" in out and "tokens" in out:
+                return out
+        except (IndexError, ValueError):
             pass
     errors = [line for line in proc.stderr.splitlines() if line.startswith("cream: error: ")]
     if errors and proc.returncode == EXIT_USAGE:
@@ -94,12 +142,15 @@ def count_tokens(config: ExperimentConfig, home: Path) -> tuple[int | None, list
 
 
 def load_checked(path: Path, overrides: list[str] | None = None, home: Path | None = None,
-                 note: Callable[[str], None] | None = None
+                 note: Callable[[str], None] | None = None, gpus: int | None = None
                  ) -> tuple[ExperimentConfig, PromptFile]:
     """A config file, loaded and validated, with the files it points at checked: what
-    `cream validate`, `submit` and `run` and the dashboard's submit all accept. Returns the
-    config and the prompts it will use."""
+    `cream validate`, `submit` and `run` and the dashboard's submit all accept. With `gpus`
+    (the job's), `[train] processes` is checked against them first. Returns the config and
+    the prompts it will use."""
     config = load_config(path, overrides)
+    if gpus is not None:
+        check_processes(config, gpus)
     return config, check_inputs(config, home, note)
 
 

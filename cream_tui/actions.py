@@ -14,6 +14,7 @@ from typing import Any
 
 from cream_engine import queue
 from cream_engine.errors import StoreError, UsageError, disk_error
+from cream_engine.gpu import read_gpus
 from cream_engine.runs import load_checked
 from cream_engine.store import Store
 
@@ -36,7 +37,7 @@ def submit(home: Path, config_path: str) -> str:
     path = Path(config_path).expanduser()
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    config, prompts = load_checked(path, home=home)
+    config, prompts = load_checked(path, home=home, gpus=min(len(read_gpus().gpus), 1))
     run_id = _with_store(home, lambda s: queue.submit(s, home, config), create=True)
     return f"queued {run_id} ({prompts.summary()})"
 

@@ -62,13 +62,13 @@ def open_store(ctx: typer.Context, home: Path | None, create: bool = False) -> S
 
 
 def checked_config(ctx: typer.Context, config: Path, overrides: list[str] | None,
-                   home: Path | None) -> ExperimentConfig:
-    """The config of a command that queues or runs it: the home is refused first when it is
-    read-only (checking takes seconds), then the config and its inputs are checked and what
-    will be used is said on stderr."""
+                   home: Path | None, gpus: int) -> ExperimentConfig:
+    """The config of a command that queues or runs it on `gpus` GPUs (0: the CPU): the home
+    is refused first when it is read-only (checking takes seconds), then the config and its
+    inputs are checked and what will be used is said on stderr."""
     where = data_home(ctx, home)
     paths.require_writable(where)
-    cfg, prompts = load_checked(config, overrides, where, note=info)
+    cfg, prompts = load_checked(config, overrides, where, note=info, gpus=gpus)
     info(f"{config}: {prompts.summary()}")
     return cfg
 

@@ -44,11 +44,10 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
 
     Validates the config, snapshots it (and the git commit of the current folder) into
     runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free."""
-    cfg = checked_config(ctx, config, set_, home)
-    if gpus:
-        have = len(read_gpus().gpus)
-        if gpus > have:
-            raise NoGpuError(f"--gpus {gpus}: this machine has {have} GPU(s)")
+    have = len(read_gpus().gpus)
+    if gpus and gpus > have:
+        raise NoGpuError(f"--gpus {gpus}: this machine has {have} GPU(s)")
+    cfg = checked_config(ctx, config, set_, home, gpus=gpus or min(have, 1))
     home_dir = data_home(ctx, home)
     store = open_store(ctx, home, create=True)
     assert store is not None

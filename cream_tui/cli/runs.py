@@ -14,6 +14,7 @@ from cream_engine import paths, results
 from cream_engine.config import ExperimentConfig, to_toml
 from cream_engine.errors import CreamError, UsageError, disk_error
 from cream_engine.files import write_atomic
+from cream_engine.gpu import read_gpus
 from cream_engine.runs import create_or_resume, load_checked
 from cream_engine.store import RUN_ENDED
 from cream_tui import tables
@@ -73,7 +74,7 @@ def run(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOp
 
     Running the same command again resumes the newest unfinished run of the same config:
     finished stages are skipped, the interrupted one starts again."""
-    cfg = checked_config(ctx, config, set_, home)
+    cfg = checked_config(ctx, config, set_, home, gpus=len(read_gpus().gpus))
     store = open_store(ctx, home, create=True)
     assert store is not None
     run_id, resumed = create_or_resume(store, data_home(ctx, home), cfg, new=new)
