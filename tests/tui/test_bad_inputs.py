@@ -57,6 +57,17 @@ def adapter_only(model: Path) -> None:
     (model / "adapter_model.safetensors").write_bytes(b"")
 
 
+def gpt1_model(model: Path) -> None:
+    """The copy becomes a tiny OpenAI-GPT: a causal LM whose class names no decoder layer for
+    FSDP to wrap (the tokenizer stays)."""
+    from transformers import OpenAIGPTConfig, OpenAIGPTLMHeadModel
+
+    tiny = OpenAIGPTLMHeadModel(OpenAIGPTConfig(vocab_size=49152, n_positions=1024, n_embd=16,
+                                                n_layer=1, n_head=2))
+    (model / "model.safetensors").unlink()
+    tiny.save_pretrained(model, safe_serialization=True)
+
+
 # case: (config text, prompt file text, change to the model copy, expected line part)
 CASES: dict[str, tuple[str, str | bytes, Callable[[Path], None] | None, str]] = {
     # -- the config file
@@ -140,6 +151,25 @@ CASES: dict[str, tuple[str, str | bytes, Callable[[Path], None] | None, str]] = 
                               "unknown bundled model"),
     "judge folder without weights": (config(eval={"judge": "./judge"}), prompts(8), None,
                                      "[eval] judge = "),
+    # -- training processes and the libraries a config asks for
+    "processes past the cores": (config(train={"processes": 1024, "batch_size": 1024}),
+                                 prompts(8), None, "[train] processes = 1024: this machine "
+                                 "has"),
+    "processes not an integer": (config(train={"processes": "all"}), prompts(8), None,
+                                 '[train] processes = "all": must be auto or an integer'),
+    "batch not split evenly": (config(train={"processes": 2, "batch_size": 3}), prompts(8),
+                               None, "[train] batch_size = 3: must be a multiple of "
+                               "processes = 2"),
+    "LoRA sharded": (config(train={"processes": 2, "lora": True, "strategy": "fsdp"}),
+                     prompts(8), None, "LoRA trains with ddp"),
+    "DeepSpeed not installed": (config(train={"processes": 2, "strategy": "deepspeed"}),
+                                prompts(8), None, "[train] strategy = 'deepspeed' needs "
+                                "DeepSpeed"),
+    "vLLM not installed": (config(generate={"backend": "vllm"}), prompts(8), None,
+                           "[generate] backend = 'vllm' needs vLLM"),
+    "FSDP on a model it cannot wrap": (config(train={"processes": 2, "strategy": "fsdp"}),
+                                       prompts(8), gpt1_model, "names no decoder layer for "
+                                       "FSDP to wrap; use strategy = 'ddp'"),
 }
 
 
@@ -180,6 +210,21 @@ def test_submit_refuses_with_one_line_and_leaves_the_home_alone(work: Path, case
     errors = [line for line in r.stderr.splitlines() if line.startswith("cream: error: ")]
     assert len(errors) == 1 and expected in errors[0], (case, r.stderr)
     assert r.stdout == ""
+    assert tree(home) == before
+
+
+def test_more_processes_than_the_jobs_gpus_is_exit_3(work: Path) -> None:
+    fake = work / "gpus.json"
+    fake.write_text(json.dumps([{"memory_used_mb": 0, "memory_total_mb": 80000}] * 2))
+    (work / "c.toml").write_text(config(train={"processes": 2}), encoding="utf-8")
+    (work / "p.jsonl").write_text(prompts(8), encoding="utf-8")
+    home = work / "home"
+    before = tree(home)
+    r = run_cli("submit", "c.toml", "--gpus", "1", cwd=work, home=home,
+                env={"CREAM_FAKE_GPUS": str(fake)})
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip() == ("cream: error: [train] processes = 2: the job has 1 GPU(s) "
+                                "(ask for more with --gpus, or use processes = 'auto')")
     assert tree(home) == before
 
 
