@@ -6,7 +6,9 @@ One loop, about once a second:
 3. act on cancel requests: SIGTERM to the job's process group, SIGKILL after the grace period;
 4. reap ended jobs (exit code → done / failed / cancelled, an event, the notify command);
 5. flag stalled runs (no new metric or stage for `stall_minutes`);
-6. claim and start jobs while GPUs (or, for jobs that ask for no GPU, the CPU slots) allow.
+6. claim and start jobs while GPUs (or, for jobs that ask for no GPU, the CPU slots) allow;
+   a job that cannot fit the GPUs it would get fails with exit 3 and the reason, nothing
+   started (admission.py asks `cream plan`'s question).
 
 A job runs `python -m cream_engine run RUN_DIR` in its own process group with
 `CUDA_DEVICE_ORDER=PCI_BUS_ID` and `CUDA_VISIBLE_DEVICES=<GPU UUIDs>`, its stdout and stderr in
@@ -24,8 +26,6 @@ Light layer: standard library + the store; never imports torch.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -40,73 +40,22 @@ from queue import Queue
 from typing import Any
 
 from cream_engine import paths, queue
+from cream_engine.admission import job_refusal, note_refusal
 from cream_engine.daemon import (
     LOG_FILE,
     PID_FILE,
-    STALE_S,
     daemon_pid,
     is_engine_of,
     liveness,
     pid_alive,
     take_lock,
 )
-from cream_engine.errors import EXIT_USAGE, CreamError, disk_error
+from cream_engine.errors import EXIT_NO_GPU, EXIT_USAGE, CreamError, disk_error
 from cream_engine.files import append_traceback, write_atomic
 from cream_engine.gpu import GpuInfo, read_gpus
 from cream_engine.paths import require_writable
 from cream_engine.store import RUN_ENDED, Store
-
-
-@dataclass
-class WorkerOptions:
-    """How a worker behaves; the CLI's defaults are these."""
-
-    home: Path
-    notify: str | None = None          # shell command; gets each alert as JSON on stdin
-    poll_s: float = 1.0
-    grace_s: float = 10.0              # SIGTERM → SIGKILL
-    stall_minutes: float = 30.0
-    stale_s: float = STALE_S           # a worker heartbeat older than this is dead
-    max_utilization: float = 50.0      # a GPU busier than this (%) is not free
-    gpu_retention_s: float = 24 * 3600.0
-    max_jobs: int = 0                  # 0: as many as the GPUs (and CPU slots) allow
-    cpu_slots: int = 1                 # CPU jobs at once; each gets cores / cpu_slots threads
-    once: bool = False                 # exit when the queue is empty and nothing runs (tests)
-
-    def to_args(self) -> list[str]:
-        """The command line of `python -m cream_engine.worker` for these options."""
-        args = ["--home", str(self.home)]
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "home" or value == f.default:
-                continue
-            flag = "--" + f.name.removesuffix("_s").replace("_", "-")
-            if isinstance(value, bool):
-                args.append(flag)
-            else:
-                args += [flag, str(value)]
-        return args
-
-    @classmethod
-    def parser(cls) -> argparse.ArgumentParser:
-        ap = argparse.ArgumentParser(prog="python -m cream_engine.worker")
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.removesuffix("_s").replace("_", "-")
-            if f.name == "home":
-                ap.add_argument(flag, default=None)
-            elif isinstance(f.default, bool):
-                ap.add_argument(flag, dest=f.name, action="store_true")
-            else:
-                kind = type(f.default) if f.default is not None else str
-                ap.add_argument(flag, dest=f.name, type=kind, default=f.default)
-        return ap
-
-    @classmethod
-    def from_args(cls, argv: list[str] | None) -> "WorkerOptions":
-        values = vars(cls.parser().parse_args(argv))
-        values["home"] = paths.data_home(values["home"])
-        values["cpu_slots"] = max(1, values["cpu_slots"])
-        return cls(**values)
+from cream_engine.worker_options import WorkerOptions  # (the CLI imports it from here)
 
 
 @dataclass
@@ -311,7 +260,20 @@ class Worker:
             need = queue.job_gpus(job, len(gpus))
             chosen = sorted(self._free_gpus(gpus, job["min_free_mem_gb"] * 1024),
                             key=lambda g: (-(g.memory_free_mb or 0), g.utilization or 0))[:need]
-            self._spawn(job, [g.uuid for g in chosen])
+            reason = job_refusal(self._run_dir(job["run_id"]), chosen)
+            if reason:
+                self._refuse(job, reason)
+            else:
+                self._spawn(job, [g.uuid for g in chosen])
+
+    def _refuse(self, job: dict, reason: str) -> None:
+        """A job that cannot fit what it would get (admission.py): failed with exit 3 and the
+        reason, its engine never started."""
+        note_refusal(self._run_dir(job["run_id"]), job, self.id, reason)
+        queue.finish_job(self.store, job["id"], "failed", EXIT_NO_GPU, reason)
+        log(f"refused job {job['id']} (run {job['run_id']}): {reason}")
+        self.alert("run.failed", job["run_id"], {"status": "failed", "exit_code": EXIT_NO_GPU,
+                                                 "error": reason})
 
     def _spawn(self, job: dict, uuids: list[str]) -> None:
         run_dir = self._run_dir(job["run_id"])
@@ -354,7 +316,7 @@ class Worker:
             if event is None:
                 return
             try:
-                subprocess.run(self.opts.notify, shell=True, input=json.dumps(event),
+                subprocess.run(self.opts.notify, shell=True, input=json.dumps(event), check=False,
                                text=True, timeout=60, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
             except (OSError, subprocess.SubprocessError) as e:
