@@ -1,5 +1,5 @@
 """`cream`: the command line. Thin commands over the engine's light layer, one module per noun
-(runs, queue, worker, results, dashboard), printed by `cream_tui.tables`.
+(runs, plan, queue, worker, results, dashboard), printed by `cream_tui.tables`.
 
 Results go to stdout, diagnostics to stderr. A command that cannot do what it was asked raises
 a `CreamError`; `main` prints its one line and exits with its code (0 ok, 1 a run or job
@@ -34,7 +34,7 @@ from cream_engine.errors import (
     disk_error,
     internal_error,
 )
-from cream_tui.cli import dashboard, queue, results, runs, worker
+from cream_tui.cli import dashboard, plan, queue, results, runs, worker
 from cream_tui.cli.common import HomeOpt, current, notes
 
 app = typer.Typer(
@@ -66,8 +66,9 @@ def root(ctx: typer.Context, home: HomeOpt = None,
     current["home"] = paths.data_home(home)  # (a command's own --home replaces it)
 
 
-for command in (runs.init, runs.validate, runs.run, runs.status, queue.submit, runs.logs,
-                results.gpus, results.compare, results.export, dashboard.demo, dashboard.tui):
+for command in (runs.init, runs.validate, plan.plan, runs.run, runs.status, queue.submit,
+                runs.logs, results.gpus, results.compare, results.export, dashboard.demo,
+                dashboard.tui):
     app.command()(command)
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(worker.worker_app, name="worker")
