@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import run_cli
 
 COMMANDS = ["init", "validate", "run", "status", "submit", "queue", "worker", "logs", "gpus",
-            "compare", "export", "demo", "tui"]
+            "compare", "export", "plan", "demo", "tui"]
 
 
 def _all_commands() -> list[list[str]]:
