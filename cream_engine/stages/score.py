@@ -3,9 +3,14 @@
 - The implicit reward needs log π(y|x) of up to three models, one no-grad pass each:
   M_t (the policy), M_0 (the fixed rewarding reference, t ≥ 1) and M_{t-1} (the previous
   model, t ≥ 2; for t = 1 it is M_0 itself). The rewards are formed in the consistency stage.
+  The models already in memory go first (M_t, left there by generate), so none is loaded
+  twice. Each (prompt, response) is tokenised as TRL's DPOTrainer tokenises it
+  (logprobs.encode_pair), so M_t's log-probs are the trainer's reference log-probs for the
+  pairs (stages/pairs.py hands them over).
 - The pointwise judge (methods that use it) grades each response K times with M_t.
 
-Writes `scores.jsonl`: per prompt the log-probabilities and token counts per model, and the
+Writes `scores.jsonl`: per prompt the log-probabilities per model, the token counts, where each
+response starts in its sequence (`prompt_tokens`), the weights' dtype of the passes, and the
 judge's scores, raw texts and confidences.
 """
 
@@ -17,7 +22,7 @@ from cream_engine.errors import JudgeError
 from cream_engine.files import read_jsonl, write_jsonl
 from cream_engine.judges.pairwise import verdict_tokens
 from cream_engine.judges.pointwise import expected_score, judge_messages, mean_score, parse_score
-from cream_engine.logprobs import sequence_logprobs
+from cream_engine.logprobs import encode_pair, encoded_logprobs
 from cream_engine.methods import get_method
 from cream_engine.stages.generate import open_policy_backend
 
@@ -89,6 +94,7 @@ def run(ctx: Any, t: int) -> dict:
     rows = read_jsonl(ctx.artifact(t, "generate"))
     method = get_method(ctx.config.run.method)
     items = [(r["messages"], y) for r in rows for y in r["responses"]]
+    loads_before = len(ctx.loads)
 
     judged = None
     if method.uses_judge:
@@ -97,28 +103,34 @@ def run(ctx: Any, t: int) -> dict:
             verdict_tokens(backend.tokenizer)
         judged = judge_responses(ctx, t, backend, rows)
 
-    # one pass per model: M_t, then M_0 (t >= 1), then M_{t-1} (t >= 2)
+    # one pass per model: M_t, M_0 (t >= 1), M_{t-1} (t >= 2), those in memory first
     passes = {"current": ctx.model_path(t)}
     if t >= 1:
         passes["reference"] = ctx.model_path(0)
     if t >= 2:
         passes["previous"] = ctx.model_path(t - 1)
+    order = sorted(passes, key=lambda role: not ctx.loaded(passes[role]))
+    max_length = ctx.config.train.max_length
+    encoded: list[tuple[list[int], int]] = []
     logps: dict[str, list] = {}
-    for role, path in passes.items():
-        model, tokenizer = ctx.load(path)
+    for role in order:
+        model, tokenizer = ctx.load(passes[role])
+        if not encoded:  # (every M_k has M_0's tokenizer: each checkpoint saves it)
+            encoded = [encode_pair(tokenizer, m, y, max_length) for m, y in items]
         with ctx.progress(t, "score", len(items), f"logp {role}") as bar:
-            logps[role] = sequence_logprobs(
-                model, tokenizer, items, batch_size=ctx.config.consistency.batch_size,
-                max_length=ctx.config.train.max_length, device=ctx.device,
-                progress=bar.advance)
+            logps[role] = encoded_logprobs(
+                model, tokenizer, encoded, batch_size=ctx.config.consistency.batch_size,
+                device=ctx.device, progress=bar.advance)
 
     out, i = [], 0
     for j, r in enumerate(rows):
         n = len(r["responses"])
         rec: dict[str, Any] = {"prompt_id": r["prompt_id"],
                                "tokens": [s.tokens for s in logps["current"][i:i + n]],
-                               "logp": {role: [s.logp for s in seq[i:i + n]]
-                                        for role, seq in logps.items()}}
+                               "prompt_tokens": [start for _, start in encoded[i:i + n]],
+                               "dtype": ctx.dtype,
+                               "logp": {role: [s.logp for s in logps[role][i:i + n]]
+                                        for role in passes}}
         if judged is not None:
             rec["judge"] = judged[j]
         out.append(rec)
@@ -127,7 +139,8 @@ def run(ctx: Any, t: int) -> dict:
     lengths = [x for rec in out for x in rec["tokens"]]
     unparsable = (sum(1 for o in judged for s in o["scores"] for x in s if x is None)
                   if judged else None)
-    summary = {"responses": len(items), "passes": list(passes),
+    summary = {"responses": len(items), "passes": order,
+               "models_loaded": ctx.loads[loads_before:],
                "mean_response_length": sum(lengths) / len(lengths) if lengths else None,
                "judge_unparsable": unparsable}
     ctx.store.upsert_iteration(ctx.run_id, t, mean_response_length=summary[

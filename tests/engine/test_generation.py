@@ -77,11 +77,12 @@ def test_sequence_logprobs_mask_the_prompt_and_survive_batching(tiny) -> None:
     one_by_one = [sequence_logprobs(model, tok, [it], batch_size=1)[0] for it in items]
     for a, b in zip(batched, one_by_one):
         assert a.tokens == b.tokens and a.logp == pytest.approx(b.logp, abs=1e-4)
-    # by hand for the first item: the response tokens (and the closing EOS) only
+    # by hand for the first item: the response tokens (and the turn's end, "<|im_end|>\n",
+    # as TRL's DPOTrainer tokenises a completion) only
     ids, start = encode_pair(tok, items[0][0], items[0][1], max_length=1024)
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
     expected = sum(logp[i - 1, ids[i]].item() for i in range(start, len(ids)))
     assert batched[0].logp == pytest.approx(expected, abs=1e-4)
-    assert batched[0].tokens == len(ids) - start == len(tok("Yes.")["input_ids"]) + 1
-    assert batched[3].tokens == 1  # an empty response still scores its end of turn
+    assert batched[0].tokens == len(ids) - start == len(tok("Yes.")["input_ids"]) + 2
+    assert batched[3].tokens == 2  # an empty response still scores its end of turn
