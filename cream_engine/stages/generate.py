@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cream_engine.backends import choose_backend, open_backend, vllm_installed
+from cream_engine.backends import choose_backend, open_backend
 from cream_engine.files import write_jsonl
 
 
@@ -20,10 +20,13 @@ def open_backend_on(ctx: Any, path: str, seed: int) -> Any:
     """A new generation backend on a model folder (`auto`: vLLM with a GPU when installed,
     else hf, which uses the context's loaded copy of the model)."""
     cfg = ctx.config.generate
-    kind = choose_backend(cfg.backend, ctx.device == "cuda", vllm_installed())
+    kind = choose_backend(cfg.backend, ctx.device == "cuda")
     if kind == "vllm":
-        ctx.release()  # the engine process needs the memory the loaded models hold
-        return open_backend("vllm", model_path=path, dtype=ctx.dtype, seed=seed)
+        ctx.release()  # the engine processes need the memory the loaded models hold
+        return open_backend("vllm", model_path=path, device=ctx.device, dtype=ctx.dtype,
+                            seed=seed, tensor_parallel_size=cfg.tensor_parallel_size,
+                            gpu_memory_utilization=cfg.gpu_memory_utilization,
+                            trust_remote_code=ctx.config.run.trust_remote_code)
     model, tokenizer = ctx.load(path)
     return open_backend("hf", model_path=path, model=model, tokenizer=tokenizer,
                         device=ctx.device, batch_size=cfg.batch_size)
