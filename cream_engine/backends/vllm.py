@@ -79,6 +79,10 @@ def _kill(processes: list[tuple[int, str | None]]) -> None:
                 pass
 
 
+class RequestFailed(BackendError):
+    """The engine refused one request (it said why) and serves on."""
+
+
 class _Engine:
     """One engine process: JSON lines in on stdin, out on stdout; stderr passed on to ours
     (its last lines kept to name a failure)."""
@@ -130,7 +134,7 @@ class _Engine:
         line, _, self._buffer = self._buffer.partition(b"\n")
         reply = json.loads(line)
         if "error" in reply:
-            raise BackendError(f"vLLM engine, {doing}: {reply['error']}")
+            raise RequestFailed(f"vLLM engine, {doing}: {reply['error']}")
         return reply
 
     def _death(self, doing: str) -> str:
@@ -277,17 +281,31 @@ class VLLMBackend(ChatRendering):
              doing: str, progress: Progress | None) -> list:
         """Chunks of `prompts` dealt out to the engines, one round at a time; the results in
         input order. `per_prompt`: lists cut along with the prompts."""
+        if not self.engines:
+            raise BackendError("the vLLM backend is closed (its engines have ended)")
         chunks = [range(s, min(s + CHUNK, len(prompts))) for s in range(0, len(prompts), CHUNK)]
         results: list = []
-        for start in range(0, len(chunks), len(self.engines)):
-            round_ = list(zip(self.engines, chunks[start:start + len(self.engines)]))
-            for engine, chunk in round_:
-                engine.send({"op": op, "prompts": [prompts[i] for i in chunk], **fields,
-                             **{k: [v[i] for i in chunk] for k, v in per_prompt.items()}})
-            for engine, chunk in round_:
-                results.extend(engine.receive(REQUEST_TIMEOUT, doing)["ok"])
-                if progress:
-                    progress(len(chunk))
+        try:
+            for start in range(0, len(chunks), len(self.engines)):
+                round_ = list(zip(self.engines, chunks[start:start + len(self.engines)]))
+                for engine, chunk in round_:
+                    engine.send({"op": op, "prompts": [prompts[i] for i in chunk], **fields,
+                                 **{k: [v[i] for i in chunk] for k, v in per_prompt.items()}})
+                refused: list[RequestFailed] = []
+                for engine, chunk in round_:  # every reply read, so none is left for later
+                    try:
+                        results.extend(engine.receive(REQUEST_TIMEOUT, doing)["ok"])
+                    except RequestFailed as e:
+                        refused.append(e)
+                    if progress:
+                        progress(len(chunk))
+                if refused:
+                    raise refused[0]
+        except RequestFailed:
+            raise
+        except BackendError:  # an engine died or went silent: the others are of no use now
+            self.close()
+            raise
         return results
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
