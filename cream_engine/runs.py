@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cream_engine import paths
+from cream_engine import paths, vllmcheck
 from cream_engine.config import ExperimentConfig, load_config, to_toml
 from cream_engine.errors import EXIT_USAGE, ConfigError, CreamError, ModelError, NoGpuError
 from cream_engine.evalsets import load_eval_set
@@ -85,14 +85,18 @@ def check_libraries(config: ExperimentConfig) -> None:
             and importlib.util.find_spec("deepspeed") is None:
         raise ConfigError("[train] strategy = 'deepspeed' needs DeepSpeed: pip install "
                           "deepspeed (or use strategy = 'fsdp')")
-    if config.generate.backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise ConfigError("[generate] backend = 'vllm' needs vLLM: pip install 'cream[vllm]' "
-                          "(or use backend = 'auto')")
+    if config.generate.backend == "vllm" and vllmcheck.installed_build() is None:
+        raise ConfigError(vllmcheck.vllm_usable(cuda=False, build=None))
 
 
 def check_processes(config: ExperimentConfig, gpus: int, cpus: int | None = None) -> None:
     """`[train] processes` against what the job will have: its GPUs, or this machine's cores
-    when it runs on the CPU. Raises `NoGpuError` (exit 3) or `ConfigError` (exit 2)."""
+    when it runs on the CPU; and the vLLM build installed against the job's device. Raises
+    `NoGpuError` (exit 3) or `ConfigError` (exit 2)."""
+    if config.generate.backend == "vllm":  # the build installed must fit the job's device
+        reason = vllmcheck.vllm_usable(cuda=gpus > 0)
+        if reason:
+            raise ConfigError(reason)
     wanted = config.train.processes
     if wanted == "auto" or wanted == 1:
         return

@@ -29,6 +29,7 @@ LIGHT = {"cream_engine", "cream_engine.errors", "cream_engine.config", "cream_en
          "cream_engine.daemon", "cream_engine.gpu", "cream_engine.schema",
          "cream_engine.results", "cream_engine.compare", "cream_engine.export",
          "cream_engine.modelfiles", "cream_engine.plan", "cream_engine.memory",
+         "cream_engine.vllmcheck",
          "cream_engine.shapes", "cream_engine.admission", "cream_engine.worker_options"}
 HEAVY_LIBS = ("torch", "transformers", "trl", "vllm", "peft", "accelerate", "datasets",
               "pandas")
