@@ -7,9 +7,10 @@ implicit reward (ALGORITHMS.md: r(x, y) = log π_t(y|x) − log π_ref(y|x)) and
 1. A chat response is tokenised as TRL's DPOTrainer tokenises a conversational completion
    (`encode_pair`), so the score stage's log π_{M_t}(y|x) is the trainer's reference log-prob
    and can be handed to it instead of being computed again.
-2. Only the scored positions go through the LM head, a chunk of positions at a time, each chunk's
-   logits in fp32 (`encoded_logprobs`): never the B × L × V logits of a batch, which at a 128k
-   vocabulary are ~4 GB per 8 × 1024 tokens in fp32 (bench/scoring_memory.py).
+2. Only the scored positions go through the LM head, in tiles of positions × vocabulary
+   columns, each tile's logits in fp32 (`head_logprobs`): never the B × L × V logits of a
+   batch, which at a 128k vocabulary are ~4 GB per 8 × 1024 tokens in fp32 (and the old
+   logsumexp held a second such tensor; bench/scoring_memory.py measures both ways).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 # keeps that default): the end of the completion is cut, the prompt is kept
 TRUNCATION = "keep_start"
 # the LM head's logits in fp32 per tile of (scored positions × vocabulary columns): at most
-# this many bytes (64 MiB: 512 positions × 32768 columns)
+# this many bytes (64 MiB: 512 positions × 32768 columns): the one tile-sized tensor held
 CHUNK_BYTES = 64 * 2**20
 # vocabulary columns per tile: TRL's own (trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE), so
 # the online logsumexp below rounds as TRL's does
@@ -149,8 +150,9 @@ def token_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor, mask: torc
     """(B, L-1) fp32: log π(ids[:, i+1] | ids[:, :i+1]) where mask[:, i+1], else 0.
 
     The decoder body runs once; the LM head then projects only the positions whose next token
-    is scored, `chunk` positions at a time, and each chunk's log-softmax is read at the target
-    token alone (target logit − logsumexp): the memory for logits is one chunk's, not B × L × V."""
+    is scored, a tile at a time (head_logprobs), and reads each position's log-softmax at its
+    target token alone (target logit − logsumexp): the logits held are one tile's, never
+    B × L × V."""
     target = mask[:, 1:]
     labels = ids[:, 1:]
     head = model.get_output_embeddings()
@@ -193,14 +195,16 @@ def head_logprobs(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Ten
             if bias is not None:
                 tile.add_(bias[v:v + width])
             z = tile.float()
-            new_m = torch.maximum(m, z.amax(-1))
-            s = s.mul_(torch.exp(m - new_m)).add_(torch.exp(z - new_m.unsqueeze(-1)).sum(-1))
-            m = new_m
+            del tile
             local = t - v
             inside = (local >= 0) & (local < z.shape[1])
             z_t = z.gather(-1, local.clamp(0, z.shape[1] - 1).unsqueeze(-1)).squeeze(-1)
             picked = torch.where(inside, z_t, picked)
-            del tile, z
+            new_m = torch.maximum(m, z.amax(-1))
+            # Σ exp(z − m) in place: one tile of logits is all this holds
+            s = s.mul_(torch.exp(m - new_m)).add_(z.sub_(new_m.unsqueeze(-1)).exp_().sum(-1))
+            m = new_m
+            del z
         out[a:a + rows] = picked - (m + torch.log(s))
     return out
 
@@ -220,7 +224,7 @@ def _full_logits_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor,
 
 
 def full_logits_logprobs(model: Any, tokenizer: Any, encoded: list[tuple[list[int], int]], *,
-                         batch_size: int = 8) -> list[SeqLogProb]:
+                         batch_size: int = 8, device: str = "cpu") -> list[SeqLogProb]:
     """The way scoring was done before chunking (every position's fp32 logits at once): kept
     for the test that the chunked head gives the same numbers, and for the memory bench."""
     out = []
@@ -235,6 +239,7 @@ def full_logits_logprobs(model: Any, tokenizer: Any, encoded: list[tuple[list[in
             ids[row, :len(seq)] = torch.tensor(seq)
             attn[row, :len(seq)] = 1
             mask[row, p:len(seq)] = True
+        ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
             lp = logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)

@@ -168,7 +168,7 @@ def test_reference_logps_only_where_trl_computes_the_same() -> None:
 def test_chunked_head_equals_full_logits(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     """Per token within 1e-5 of log_softmax over the full fp32 logits, with tiles small enough
     that the positions and the vocabulary (49152 > one 32768-column tile) both take several."""
-    import cream_engine.logprobs as logprobs
+    from cream_engine import logprobs
 
     model, tok = tiny
     monkeypatch.setattr(logprobs, "CHUNK_BYTES", 7 * 4 * 32768)  # 7 positions per tile
