@@ -155,9 +155,10 @@ def token_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor, mask: torc
     B × L × V."""
     target = mask[:, 1:]
     labels = ids[:, 1:]
-    head = model.get_output_embeddings()
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
-        else model.config
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    config = getattr(model, "config", None)
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
     body = getattr(model, "base_model", model)
     if head is None or body is model or any(getattr(config, k, None) not in (None, 1, 1.0)
                                             for k in _HEAD_EXTRAS):
@@ -211,12 +212,13 @@ def head_logprobs(hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Ten
 
 def _full_logits_logprobs(model: Any, ids: torch.Tensor, attn: torch.Tensor,
                           target: torch.Tensor) -> torch.Tensor:
-    """The same through the model's own forward (for heads with scaling or soft-capping), one
-    sequence at a time so the logits held are one sequence's."""
+    """The same through the model's own forward (for heads with scaling or soft-capping, and
+    for anything that is not a transformers causal LM), one sequence at a time so the logits
+    held are one sequence's."""
     rows = []
     for r in range(ids.shape[0]):
-        logits = model(input_ids=ids[r:r + 1], attention_mask=attn[r:r + 1],
-                       use_cache=False).logits[0, :-1].float()
+        logits = model(input_ids=ids[r:r + 1],
+                       attention_mask=attn[r:r + 1]).logits[0, :-1].float()
         lp = logits.gather(-1, ids[r, 1:].unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
         rows.append(lp * target[r])
         del logits

@@ -200,3 +200,22 @@ def test_head_logprobs_with_a_bias_and_one_tile() -> None:
     got = head_logprobs(hidden, targets, weight, bias)
     want = torch.log_softmax(hidden @ weight.T + bias, -1)[torch.arange(5), targets]
     assert torch.allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_heads_with_extras_go_through_the_models_own_forward(tiny, monkeypatch) -> None:
+    """A head with soft-capping (Gemma 2) or a logit scale is scored through the model's own
+    forward: here a Llama told it has one (which its forward ignores) gives the same numbers."""
+    from cream_engine import logprobs
+
+    model, tok = tiny
+    encoded = [encode_pair(tok, CHATS[k % 3], RESPONSES[k % 6], 1024) for k in range(4)]
+    plain = encoded_logprobs(model, tok, encoded, batch_size=2)
+    calls = []
+    forward = logprobs._full_logits_logprobs
+    monkeypatch.setattr(logprobs, "_full_logits_logprobs",
+                        lambda *a: calls.append(1) or forward(*a))
+    monkeypatch.setattr(model.config, "final_logit_softcapping", 30.0, raising=False)
+    via_forward = encoded_logprobs(model, tok, encoded, batch_size=2)
+    assert len(calls) == 2  # one per batch
+    for a, b in zip(plain, via_forward):
+        assert a.tokens == b.tokens and abs(a.logp - b.logp) <= max(1e-5, 2 * _ulp(a.logp))
