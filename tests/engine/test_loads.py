@@ -71,13 +71,15 @@ def test_three_iterations_load_each_model_once_per_stage(tiny_model_dir: Path,
     found = loads_by_stage(err)
     assert found == {k: v for k, v in EXPECTED.items() if v}, found
     per_iteration = [sum(len(v) for (t, _), v in found.items() if t == i) for i in range(3)]
-    assert per_iteration == [4, 4, 5]
+    # 4, 4 and 5 (3, 2 and 3 with EXPECTED_WITHOUT_EVAL_RELEASE)
+    assert per_iteration == [sum(len(v) for (t, _), v in EXPECTED.items() if t == i)
+                             for i in range(3)]
     # the score stage says what it loaded, in the store
     store = open_store(tmp_path / "home")
     for row in store.stages(run_dir.name):
         if row["stage"] == "score":
             info = json.loads(row["info"])
-            assert info["models_loaded"] == EXPECTED[(row["iteration"], "score")]
+            assert info["models_loaded"] == EXPECTED.get((row["iteration"], "score"), [])
             assert info["passes"][0] == "current"  # M_t, left in memory by generate
 
 
