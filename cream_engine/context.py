@@ -156,6 +156,8 @@ class RunContext:
     def load(self, path: str) -> tuple[Any, Any]:
         """(model, tokenizer) for a folder: the loaded copy when there is one, else loaded now
         after making room (the rule in the module docstring)."""
+        if any(getattr(b, "name", "") == "vllm" for b in self._backends.values()):
+            self.close_backends()  # its engine holds most of the GPU: give it back first
         if path in self._loaded:
             self._loaded[path] = self._loaded.pop(path)  # now the most recently used
             return self._loaded[path]

@@ -38,6 +38,7 @@ from cream_engine.prompts import (
 from cream_engine.store import Store
 
 UNFINISHED = ("queued", "running", "failed", "cancelled")
+CPU_VLLM_SHARE = 0.5  # of RAM: vLLM's CPU build refuses its GPU default (0.85) on a busy box
 
 
 def check_inputs(config: ExperimentConfig, home: Path | None = None,
@@ -97,6 +98,11 @@ def check_processes(config: ExperimentConfig, gpus: int, cpus: int | None = None
         reason = vllmcheck.vllm_usable(cuda=gpus > 0)
         if reason:
             raise ConfigError(reason)
+        share = config.generate.gpu_memory_utilization
+        if not gpus and share > CPU_VLLM_SHARE:
+            raise ConfigError(f"[generate] gpu_memory_utilization = {share}: on vLLM's CPU "
+                              "build it is the share of RAM reserved for the KV cache; use "
+                              "about 0.1")
     wanted = config.train.processes
     if wanted == "auto" or wanted == 1:
         return

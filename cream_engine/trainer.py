@@ -97,10 +97,13 @@ def dpo_args(train: TrainConfig, *, output_dir: Path, seed: int, device: str,
         checkpointing = False
     elif processes > 1 and train.strategy == "deepspeed":
         sharding = {"deepspeed": zero3_config()}
+    # (TRL turns checkpointing on by default; transformers 5.20 renamed the argument)
+    renamed = "activation_checkpointing" in DPOConfig.__dataclass_fields__
+    checkpoint_arg = {"activation_checkpointing" if renamed else "gradient_checkpointing":
+                      checkpointing}
     return DPOConfig(
         output_dir=str(output_dir), seed=seed, use_cpu=(device == "cpu"),
-        bf16=precision(train, device)[1], fp16=False,
-        activation_checkpointing=checkpointing,  # (TRL turns it on by default)
+        bf16=precision(train, device)[1], fp16=False, **checkpoint_arg,
         report_to="none", save_strategy="no", disable_tqdm=True,
         # keep a NaN loss visible in the logs instead of replacing it by the running mean
         logging_nan_inf_filter=False,
