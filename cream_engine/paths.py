@@ -6,6 +6,8 @@ the folders and artifacts of a run, and the files shipped in `cream_engine/data/
     <home>/logs/cli-errors.log       tracebacks of unexpected CLI errors
     <home>/demo/                     the configs `cream demo` wrote
     <home>/models/<name>/            converted bundled models (built once)
+    <home>/cache/eval/<key>/         M0's evaluation, shared by the runs that share its key
+    <home>/cache/digests/            content hashes of model folders, keyed by size and mtime
     <home>/<run-id>/config.toml      the resolved config of a run
     <home>/<run-id>/iter-<t>/        one file per stage (ARTIFACTS), model/ the checkpoint
     <home>/<run-id>/logs/job.log     stdout/stderr of the engine
@@ -129,6 +131,16 @@ def db_path(home: Path) -> Path:
 
 def models_dir(home: Path) -> Path:
     return home / "models"
+
+
+def eval_cache_dir(home: Path) -> Path:
+    """M0's evaluations, one folder per model and evaluation settings (stages/evalcache.py)."""
+    return home / "cache" / "eval"
+
+
+def digests_dir(home: Path) -> Path:
+    """Remembered content hashes of model folders (stages/evalcache.py)."""
+    return home / "cache" / "digests"
 
 
 def run_dir(home: Path, run_id: str) -> Path:

@@ -67,10 +67,16 @@ class Cancelled(BaseException):
 
 
 def stages_of(ctx: RunContext, t: int) -> list[tuple[str, Stage]]:
-    """The stages of iteration t: evaluation only when enabled, M0's baseline first in t = 0."""
-    if not ctx.config.eval.enabled:
+    """The stages of iteration t: evaluation only when enabled, M0's baseline first in t = 0,
+    and M_{t+1} evaluated every `[eval] every` iterations ((t + 1) % every == 0) and after
+    the last one."""
+    cfg = ctx.config
+    if not cfg.eval.enabled:
         return [(name, fn) for name, fn in STAGES.items() if name != "evaluate"]
-    return ([(paths.BASELINE, evaluate.baseline)] if t == 0 else []) + list(STAGES.items())
+    last = t == cfg.run.iterations - 1
+    evaluated = (t + 1) % cfg.eval.every == 0 or last
+    return ([(paths.BASELINE, evaluate.baseline)] if t == 0 else []) + [
+        (name, fn) for name, fn in STAGES.items() if name != "evaluate" or evaluated]
 
 
 def run_stage(ctx: RunContext, t: int, name: str, fn: Stage) -> None:

@@ -57,6 +57,7 @@ from cream_engine.judges.pointwise import expected_score, judge_messages
 from cream_engine.logprobs import encoded_logprobs
 from cream_engine.models import resolve_model
 from cream_engine.prompts import held_out_prompts
+from cream_engine.stages import evalcache
 from cream_engine.stages.generate import open_policy_backend
 from cream_engine.stages.score import digit_tokens
 
@@ -69,8 +70,23 @@ def run(ctx: Any, t: int) -> dict:
 
 
 def baseline(ctx: Any, t: int) -> dict:
-    """Evaluate M0, once per run, before the first iteration."""
-    return evaluate_model(ctx, t, paths.BASELINE, 0, ctx.artifact(0, paths.BASELINE))
+    """Evaluate M0, once per run, before the first iteration: copied from the home's cache
+    when another run evaluated the same M0 the same way (evalcache.py), else computed and
+    kept there."""
+    artifact, details = ctx.artifact(0, paths.BASELINE), details_dir(ctx, 0)
+    settings = evalcache.baseline_settings(
+        ctx, load_sets(ctx.config.data.eval_sets, ctx.config.eval.max_items), held_out(ctx),
+        judge_path(ctx))
+    if settings is not None:
+        info = evalcache.restore(ctx.home, settings, ctx.run_id, artifact, details)
+        if info is not None:
+            ctx.store.log_metrics(ctx.run_id, t, paths.BASELINE, 0, metric_values(info))
+            return info
+    info = evaluate_model(ctx, t, paths.BASELINE, 0, artifact)
+    if settings is None:
+        return {**info, "cache": "off (a model is not a local folder)"}
+    note = evalcache.save(ctx.home, settings, ctx.run_id, artifact, details)
+    return {**info, "cache": note or "stored", "cache_key": evalcache.key_of(settings)}
 
 
 def details_dir(ctx: Any, k: int) -> Path:

@@ -1,0 +1,206 @@
+"""M0's evaluation, computed once per data home: runs that start from the same model and
+evaluate it the same way share it (the demo's two runs used to evaluate one M0 twice).
+
+An entry is keyed by everything the baseline's numbers depend on (`baseline_settings`):
+- the content of M0's folder and of the judge's (sha256 of every file, remembered per folder
+  under `<home>/cache/digests/` keyed by each file's size and mtime, so a 16 GB model is read
+  once, not once per run);
+- the evaluation sets as loaded (their items after `max_items`, so a file's content and the
+  limit both count), the held-out prompts themselves (they follow from the prompt file, the
+  seed, the iterations and the slice size), and the settings the stage reads: generative,
+  loglik, max_new_tokens and batch sizes (padding moves the last digits), the generation
+  backend, device and dtype;
+- the library versions and the source of the modules the evaluation runs, so a change of
+  code never serves numbers it would no longer compute.
+
+`<home>/cache/eval/<key>/` holds `entry.json` (those settings and a sha256 per file),
+`baseline.json` and `baseline/` (the per-item details, which M1's win rate reads). It is
+written as one folder that appears whole (files.atomic_folder); an entry whose files do not
+match their hashes, or that cannot be read, is ignored and written again.
+
+Heavy layer (torch and transformers only for their versions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from cream_engine import paths
+from cream_engine.backends import choose_backend
+from cream_engine.evalsets import EvalSet
+from cream_engine.files import atomic_folder, write_atomic, write_json
+from cream_engine.modelfiles import local_folder
+
+VERSION = 1  # of the entry's layout
+ENTRY = "entry.json"
+# the modules whose code decides the baseline's numbers (by module name, under cream_engine)
+CODE = ("stages/evaluate.py", "evalsets.py", "judges/pointwise.py", "judges/pairwise.py",
+        "logprobs.py", "backends/hf.py", "backends/vllm.py", "stages/score.py",
+        "stages/generate.py", "prompts.py", "models.py")
+
+
+# -- the key --------------------------------------------------------------------------------
+
+
+def baseline_settings(ctx: Any, sets: list[EvalSet], held: list[Any],
+                      judge: str) -> dict | None:
+    """What M0's evaluation depends on, as plain JSON; None when a model is not a folder on
+    this machine (a Hugging Face id not in the local cache): nothing to hash, no caching."""
+    import torch
+    import transformers
+
+    cfg = ctx.config
+    model = model_digest(ctx.model_path(0), ctx.home)
+    judge_digest = model if judge == ctx.model_path(0) else model_digest(judge, ctx.home)
+    if model is None or judge_digest is None:
+        return None
+    gen = cfg.generate
+    return {
+        "version": VERSION, "model": model, "judge": judge_digest,
+        "sets": [{"name": s.name, "items": _sha_json([dataclasses.asdict(i) for i in s.items])}
+                 for s in sets],
+        "held_out": _sha_json([p.to_json() for p in held]),
+        "eval": {k: getattr(cfg.eval, k) for k in ("generative", "loglik", "max_new_tokens",
+                                                   "batch_size")},
+        "generate": {"backend": choose_backend(gen.backend, ctx.device == "cuda"),
+                     "max_new_tokens": gen.max_new_tokens, "batch_size": gen.batch_size,
+                     "tensor_parallel_size": getattr(gen, "tensor_parallel_size", 1)},
+        "device": ctx.device, "dtype": ctx.dtype,
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "code": code_digest(),
+    }
+
+
+def key_of(settings: dict) -> str:
+    return _sha_json(settings)[:32]
+
+
+def _sha_json(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def code_digest() -> str:
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for name in CODE:
+        h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def model_folder(spec: str) -> Path | None:
+    """The folder a resolved model lives in: a local folder, else a Hugging Face id's cached
+    snapshot (None when it is not cached)."""
+    folder = local_folder(spec)
+    if folder is not None:
+        return folder.absolute()
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(spec, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def model_digest(spec: str, home: Path) -> str | None:
+    """sha256 over the names and contents of a model folder's files (hidden ones aside),
+    remembered in `<home>/cache/digests/` against each file's size and mtime."""
+    folder = model_folder(spec)
+    if folder is None or not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    stamp = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}
+    memo = paths.digests_dir(home) / f"{hashlib.sha256(str(folder).encode()).hexdigest()[:32]}.json"
+    try:
+        known = json.loads(memo.read_text(encoding="utf-8"))
+        if known.get("folder") == str(folder) and known.get("files") == stamp:
+            return str(known["digest"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode() + b"\0")
+        h.update(_sha_file(p).encode() + b"\0")
+    digest = h.hexdigest()
+    try:
+        write_json(memo, {"folder": str(folder), "files": stamp, "digest": digest})
+    except OSError:  # (remembering is an optimisation)
+        pass
+    return digest
+
+
+def _sha_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- entries --------------------------------------------------------------------------------
+
+
+def entry_dir(home: Path, settings: dict) -> Path:
+    return paths.eval_cache_dir(home) / key_of(settings)
+
+
+def restore(home: Path, settings: dict, run_id: str, artifact: Path,
+            details: Path) -> dict | None:
+    """The stage info of an entry that matches `settings`, with its details copied to
+    `details` and its artifact to `artifact`, as they were computed (details first: the
+    artifact marks the stage done); None when there is no usable entry. The info says where
+    the numbers came from: `cache` = hit, or stored when this run computed the entry itself
+    (a resume after a kill between keeping it and finishing the stage)."""
+    entry = entry_dir(home, settings)
+    meta = _valid_entry(entry, settings)
+    if meta is None:
+        return None
+    if details.exists():
+        shutil.rmtree(details)  # (what an interrupted attempt left)
+    for name in meta["files"]:
+        if name.startswith("baseline/"):
+            write_atomic(details / name[len("baseline/"):], (entry / name).read_bytes())
+    write_atomic(artifact, (entry / "baseline.json").read_bytes())
+    info = json.loads(artifact.read_text(encoding="utf-8"))
+    if meta.get("run_id") == run_id:
+        return {**info, "cache": "stored", "cache_key": entry.name}
+    spent = sum(v for v in info.get("seconds_by_part", {}).values() if isinstance(v, (int, float)))
+    return {**info, "cache": "hit", "cache_key": entry.name, "seconds_saved": round(spent, 2)}
+
+
+def _valid_entry(entry: Path, settings: dict) -> dict | None:
+    """The entry's record when its settings match and every file is there with its recorded
+    hash, else None."""
+    try:
+        meta = json.loads((entry / ENTRY).read_text(encoding="utf-8"))
+        files = meta["files"]
+        if meta.get("settings") != settings or "baseline.json" not in files:
+            return None
+        for name, sha in files.items():
+            if _sha_file(entry / name) != sha:
+                return None
+        json.loads((entry / "baseline.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return meta
+
+
+def save(home: Path, settings: dict, run_id: str, artifact: Path, details: Path) -> str | None:
+    """Keep a computed baseline for later runs; the note to record when it could not be kept
+    (a full disk: the run goes on, it only misses the cache next time)."""
+    try:
+        with atomic_folder(entry_dir(home, settings)) as folder:
+            shutil.copyfile(artifact, folder / "baseline.json")
+            if details.is_dir():
+                shutil.copytree(details, folder / "baseline")
+            files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+            write_json(folder / ENTRY, {"settings": settings, "run_id": run_id,
+                                        "files": {f: _sha_file(folder / f) for f in files}})
+    except OSError as e:
+        print(f"baseline: not cached ({e})", file=sys.stderr, flush=True)
+        return f"not cached: {e.strerror or e}"
+    return None
