@@ -300,9 +300,9 @@ class ScirDPOTrainer(CreamDPOTrainer):
         if JUDGE_KEYS[0] not in inputs:
             raise ValueError("ScirDPOTrainer: the batch has no judge prompts")
         result, h = self._policy_margin(model, inputs, return_outputs)
-        logits = pairwise.verdict_logits(model, inputs["judge_input_ids"],
-                                         inputs["judge_attention_mask"],
-                                         inputs["judge_last"], self.verdict_ids)
+        logits = pairwise.verdict_logits_both_orders(model, inputs["judge_input_ids"],
+                                                     inputs["judge_attention_mask"],
+                                                     inputs["judge_last"], self.verdict_ids)
         p_g = pairwise.pairwise_probability(*logits.chunk(2, dim=0))
         out = losses.scir_loss(h, self.beta, p_g, alpha=self.scir.alpha,
                                lambda_h=self.scir.lambda_h, margin=self.scir.margin)

@@ -16,6 +16,7 @@ no-grad agreement measurement (`stages/train.py`). Heavy layer: torch.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -142,6 +143,78 @@ def verdict_logits(model: Any, input_ids: Any, attention_mask: Any, last: Any,
     return logits[:, list(verdict_ids)].float()
 
 
+def verdict_logits_both_orders(model: Any, input_ids: Any, attention_mask: Any, last: Any,
+                               verdict_ids: tuple[int, int]) -> Any:
+    """`verdict_logits` of a judge batch laid out as `collate_judge` makes it for a training
+    step: the B prompts with y1 first, then the B with y2 first. The two orders of a pair read
+    the same tokens up to the first reply (chat template, instructions, the request), so that
+    common prefix goes through the model once, with the first order, and the second order
+    continues from its keys and values: the same numbers (a causal model's states at a
+    position depend on the tokens before it only) for ~12% fewer judge tokens on SmolLM2.
+
+    Falls back to one plain forward of the 2B rows where a model cannot continue from a
+    cache: activation checkpointing (it turns the cache off), caches other than plain
+    dynamic layers (sliding windows), no common prefix."""
+    n = input_ids.size(0) // 2
+    lengths = last + 1
+    cols = torch.arange(input_ids.size(1), device=input_ids.device)
+    # the first column where a pair's orders differ, leaving each order at least its last token
+    shortest = torch.minimum(lengths[:n], lengths[n:])
+    differ = (input_ids[:n] != input_ids[n:]) | (cols >= (shortest - 1)[:, None])
+    shared = differ.int().argmax(dim=1)
+    width = int(shared.max()) if n else 0
+    if width == 0 or _checkpointing(model):
+        return verdict_logits(model, input_ids, attention_mask, last, verdict_ids)
+    # 1. the first order in full; its cache holds every pair's common prefix
+    w12 = int(lengths[:n].max())
+    try:
+        first = model(input_ids=input_ids[:n, :w12], attention_mask=attention_mask[:n, :w12],
+                      use_cache=True, logits_to_keep=last[:n, None])
+    except TypeError:  # a model without `logits_to_keep`
+        return verdict_logits(model, input_ids, attention_mask, last, verdict_ids)
+    ids = list(verdict_ids)
+    first_logits = first.logits[:, -1, ids].float()
+    cache = getattr(first, "cache", None) or getattr(first, "past_key_values", None)
+    layers = getattr(cache, "layers", None)
+    if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers) \
+            or cache.get_seq_length() < width:  # no cache to continue from: the second alone
+        return torch.cat([first_logits, verdict_logits(model, input_ids[n:],
+                                                       attention_mask[n:], last[n:],
+                                                       verdict_ids)], dim=0)
+    for layer in layers:  # keep columns [0, width): each row's prefix, then (masked) its own
+        layer.keys, layer.values = layer.keys[..., :width, :], layer.values[..., :width, :]
+    # 2. the second order from its first own token on, after the prefix (right-padded)
+    rest = lengths[n:] - shared
+    steps = torch.arange(int(rest.max()), device=cols.device)
+    tail_mask = (steps < rest[:, None]).long()
+    tail_ids = input_ids[n:].gather(1, (shared[:, None] + steps).clamp(max=cols.numel() - 1))
+    prefix_mask = (cols[:width] < shared[:, None]).long()  # (a row's own columns: masked)
+    second = model(input_ids=tail_ids * tail_mask,
+                   attention_mask=torch.cat([prefix_mask, tail_mask], dim=1),
+                   position_ids=shared[:, None] + steps, use_cache=True,
+                   logits_to_keep=(rest - 1)[:, None], **{_cache_keyword(model): cache})
+    return torch.cat([first_logits, second.logits[:, -1, ids].float()], dim=0)
+
+
+def _unwrapped(model: Any) -> Any:
+    """The transformers model inside DDP/FSDP (`.module`) and PEFT (`get_base_model`)."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _checkpointing(model: Any) -> bool:
+    inner = _unwrapped(model)
+    flag = getattr(inner, "is_activation_checkpointing", None)  # (transformers 5.2x's name)
+    return bool(getattr(inner, "is_gradient_checkpointing", False) if flag is None else flag)
+
+
+def _cache_keyword(model: Any) -> str:
+    """`cache` (transformers 5.2x) or `past_key_values` (before): what forward calls it."""
+    params = inspect.signature(_unwrapped(model).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def pairwise_probability(logits_12: Any, logits_21: Any) -> Any:
     """P_G(y1 ≻ y2) per pair from the verdict logits of both orders, each (B, 2) as (A, B):
     ½[p(A | y1 first) + p(B | y2 first)], each p normalised over {A, B}."""
@@ -165,8 +238,9 @@ def judge_probabilities(model: Any, tokenizer: Any, pairs: list[tuple[str, str, 
                               + [c["judge_21_ids"] for c in cols], pad)
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.no_grad():
-            logits = verdict_logits(model, batch["input_ids"], batch["attention_mask"],
-                                    batch["last"], verdict_ids)
+            logits = verdict_logits_both_orders(model, batch["input_ids"],
+                                                batch["attention_mask"], batch["last"],
+                                                verdict_ids)
         out.extend(pairwise_probability(*logits.chunk(2, dim=0)).tolist())
         if progress:
             progress(len(chunk))
