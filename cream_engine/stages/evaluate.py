@@ -149,7 +149,8 @@ def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict
             parts.finished(2 * len(held), "win rate")
     elif cfg.win_rate_prompts:
         notes.append("no held-out prompts: the iterations' slices use the whole prompt set")
-    ctx.release()
+    # (the models stay loaded: the next iteration generates with M_{k} and scores against M0;
+    # the context drops what no longer fits, and training releases everything first)
     if notes:
         info["notes"] = notes
     info["seconds_by_part"] = parts.seconds

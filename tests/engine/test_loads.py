@@ -5,15 +5,14 @@ copy of M_t: not counted here (they are not the context's loads).
 A real 3-iteration tiny run (method cream, evaluation on; M0 is also the evaluation's judge).
 Expected loads, per stage, and why:
 - baseline (t = 0): M0.
-- generate: M_t, because the evaluation before it ends with ctx.release() (evaluate.py), which
-  drops the M_t it has just evaluated; at t = 0 the baseline's M0 likewise.
-- score: the passes whose model is not in memory: none at t = 0 (M0 = M_t, left by generate),
-  M0 at t = 1, M0 and M1 at t = 2 (M_t comes from generate).
+- generate: nothing new: M_t is loaded already (M0 from the baseline at t = 0, else M_t as
+  the previous evaluation's policy).
+- score: the passes whose model is not in memory: M0 is kept beside the policy (the previous
+  evaluation's judge), so only M1 at t = 2 (M_{t-1}).
 - consistency, pairs: none. train: none here (ctx.release() first; its processes load M_t).
 - evaluate: M_{t+1}, then M0 as the judge, kept beside it.
-So 4, 4 and 5 loads (13); before the context kept more than one model it was 13 too, plus 3 by
-the trainer (16 in all). Once the evaluation no longer releases its models, generate finds
-M_{t+1} and score finds M0 still loaded: 3, 2 and 3 (8); see EXPECTED_WITHOUT_EVAL_RELEASE.
+So 3, 2 and 3 loads (8). Before (one model kept at a time, and every evaluation releasing its
+models) it was 4, 4 and 5 (13), plus 3 by the trainer (16 in all).
 """
 
 from __future__ import annotations
@@ -29,12 +28,6 @@ from cream_engine.store import open_store
 from tests.engine.helpers import engine, finish, new_run, tiny_config
 
 EXPECTED = {
-    (0, "baseline"): ["M0"], (0, "generate"): ["M0"], (0, "score"): [],
-    (0, "evaluate"): ["M1", "M0"],
-    (1, "generate"): ["M1"], (1, "score"): ["M0"], (1, "evaluate"): ["M2", "M0"],
-    (2, "generate"): ["M2"], (2, "score"): ["M0", "M1"], (2, "evaluate"): ["M3", "M0"],
-}
-EXPECTED_WITHOUT_EVAL_RELEASE = {
     (0, "baseline"): ["M0"], (0, "evaluate"): ["M1", "M0"],
     (1, "evaluate"): ["M2", "M0"],
     (2, "score"): ["M1"], (2, "evaluate"): ["M3", "M0"],
@@ -71,7 +64,7 @@ def test_three_iterations_load_each_model_once_per_stage(tiny_model_dir: Path,
     found = loads_by_stage(err)
     assert found == {k: v for k, v in EXPECTED.items() if v}, found
     per_iteration = [sum(len(v) for (t, _), v in found.items() if t == i) for i in range(3)]
-    # 4, 4 and 5 (3, 2 and 3 with EXPECTED_WITHOUT_EVAL_RELEASE)
+    # 3, 2 and 3
     assert per_iteration == [sum(len(v) for (t, _), v in EXPECTED.items() if t == i)
                              for i in range(3)]
     # the score stage says what it loaded, in the store
