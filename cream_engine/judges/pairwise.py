@@ -135,8 +135,9 @@ def verdict_logits(model: Any, input_ids: Any, attention_mask: Any, last: Any,
     called inside the training step it carries gradients into the policy."""
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
     try:
-        # only the verdict positions go through the LM head (not the (N, L, vocab) logits)
-        logits = model(**kwargs, logits_to_keep=last[:, None]).logits[:, -1]
+        # only the last positions go through the LM head (not the (N, L, vocab) logits)
+        keep, rows = _kept(last, input_ids.size(1))
+        logits = model(**kwargs, logits_to_keep=keep).logits[rows, last - (input_ids.size(1) - keep)]
     except TypeError:  # a model without `logits_to_keep`
         full = model(**kwargs).logits
         logits = full[torch.arange(full.size(0), device=full.device), last]
@@ -167,13 +168,14 @@ def verdict_logits_both_orders(model: Any, input_ids: Any, attention_mask: Any, 
         return verdict_logits(model, input_ids, attention_mask, last, verdict_ids)
     # 1. the first order in full; its cache holds every pair's common prefix
     w12 = int(lengths[:n].max())
+    keep, rows = _kept(last[:n], w12)
     try:
         first = model(input_ids=input_ids[:n, :w12], attention_mask=attention_mask[:n, :w12],
-                      use_cache=True, logits_to_keep=last[:n, None])
+                      use_cache=True, logits_to_keep=keep)
     except TypeError:  # a model without `logits_to_keep`
         return verdict_logits(model, input_ids, attention_mask, last, verdict_ids)
     ids = list(verdict_ids)
-    first_logits = first.logits[:, -1, ids].float()
+    first_logits = first.logits[rows, last[:n] - (w12 - keep)][:, ids].float()
     cache = getattr(first, "cache", None) or getattr(first, "past_key_values", None)
     layers = getattr(cache, "layers", None)
     if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers) \
@@ -189,11 +191,21 @@ def verdict_logits_both_orders(model: Any, input_ids: Any, attention_mask: Any, 
     tail_mask = (steps < rest[:, None]).long()
     tail_ids = input_ids[n:].gather(1, (shared[:, None] + steps).clamp(max=cols.numel() - 1))
     prefix_mask = (cols[:width] < shared[:, None]).long()  # (a row's own columns: masked)
+    keep, rows = _kept(rest - 1, steps.numel())
     second = model(input_ids=tail_ids * tail_mask,
                    attention_mask=torch.cat([prefix_mask, tail_mask], dim=1),
                    position_ids=shared[:, None] + steps, use_cache=True,
-                   logits_to_keep=(rest - 1)[:, None], **{_cache_keyword(model): cache})
-    return torch.cat([first_logits, second.logits[:, -1, ids].float()], dim=0)
+                   logits_to_keep=keep, **{_cache_keyword(model): cache})
+    second_logits = second.logits[rows, rest - 1 - (steps.numel() - keep)][:, ids].float()
+    return torch.cat([first_logits, second_logits], dim=0)
+
+
+def _kept(last: Any, width: int) -> tuple[int, Any]:
+    """(`logits_to_keep` as an int: the positions from the earliest row's last token to the
+    end, the row indices): an int is what every transformers version accepts (5.19's Llama
+    mis-indexes a per-row tensor), and the logits of row i's last token are then at column
+    last[i] - (width - keep)."""
+    return width - int(last.min()), torch.arange(last.numel(), device=last.device)
 
 
 def _unwrapped(model: Any) -> Any:
