@@ -44,7 +44,8 @@ def one_process(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return out, *_train(tiny_model_dir, out, 1, "ddp")
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+# (FSDP's rank start-up costs ~45 s on 2 busy cores: it runs with the slow tests)
+@pytest.mark.parametrize("strategy", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])
 def test_two_processes_train_like_one(strategy: str, one_process, tiny_model_dir: Path,
                                       tmp_path: Path) -> None:
     one_dir, one_summary, one_logged = one_process
@@ -67,6 +68,7 @@ def test_two_processes_train_like_one(strategy: str, one_process, tiny_model_dir
     assert {v.dtype for v in two_w.values()} == {torch.float32}  # (fp32 on the CPU)
 
 
+@pytest.mark.slow
 def test_a_rank_error_stops_every_rank_with_its_line(tiny_model_dir: Path,
                                                      tmp_path: Path) -> None:
     """A failure inside the ranks (here: no pair fits max_length) is one line, not a hang."""
