@@ -136,8 +136,8 @@ def verdict_logits(model: Any, input_ids: Any, attention_mask: Any, last: Any,
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
     try:
         # only the last positions go through the LM head (not the (N, L, vocab) logits)
-        keep, rows = _kept(last, input_ids.size(1))
-        logits = model(**kwargs, logits_to_keep=keep).logits[rows, last - (input_ids.size(1) - keep)]
+        keep, column = _kept(last)
+        logits = model(**kwargs, logits_to_keep=keep).logits[_rows(last), column]
     except TypeError:  # a model without `logits_to_keep`
         full = model(**kwargs).logits
         logits = full[torch.arange(full.size(0), device=full.device), last]
@@ -168,15 +168,17 @@ def verdict_logits_both_orders(model: Any, input_ids: Any, attention_mask: Any, 
         return verdict_logits(model, input_ids, attention_mask, last, verdict_ids)
     # 1. the first order in full; its cache holds every pair's common prefix
     w12 = int(lengths[:n].max())
-    keep, rows = _kept(last[:n], w12)
+    keep, column = _kept(last[:n])
     try:
         first = model(input_ids=input_ids[:n, :w12], attention_mask=attention_mask[:n, :w12],
                       use_cache=True, logits_to_keep=keep)
     except TypeError:  # a model without `logits_to_keep`
         return verdict_logits(model, input_ids, attention_mask, last, verdict_ids)
     ids = list(verdict_ids)
-    first_logits = first.logits[rows, last[:n] - (w12 - keep)][:, ids].float()
-    cache = getattr(first, "cache", None) or getattr(first, "past_key_values", None)
+    first_logits = first.logits[_rows(column), column][:, ids].float()
+    cache = getattr(first, "cache", None)
+    if cache is None:  # (transformers before 5.2x)
+        cache = getattr(first, "past_key_values", None)
     layers = getattr(cache, "layers", None)
     if not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers) \
             or cache.get_seq_length() < width:  # no cache to continue from: the second alone
@@ -191,21 +193,27 @@ def verdict_logits_both_orders(model: Any, input_ids: Any, attention_mask: Any, 
     tail_mask = (steps < rest[:, None]).long()
     tail_ids = input_ids[n:].gather(1, (shared[:, None] + steps).clamp(max=cols.numel() - 1))
     prefix_mask = (cols[:width] < shared[:, None]).long()  # (a row's own columns: masked)
-    keep, rows = _kept(rest - 1, steps.numel())
+    keep, column = _kept(rest - 1)
     second = model(input_ids=tail_ids * tail_mask,
                    attention_mask=torch.cat([prefix_mask, tail_mask], dim=1),
                    position_ids=shared[:, None] + steps, use_cache=True,
                    logits_to_keep=keep, **{_cache_keyword(model): cache})
-    second_logits = second.logits[rows, rest - 1 - (steps.numel() - keep)][:, ids].float()
+    second_logits = second.logits[_rows(column), column][:, ids].float()
     return torch.cat([first_logits, second_logits], dim=0)
 
 
-def _kept(last: Any, width: int) -> tuple[int, Any]:
-    """(`logits_to_keep` as an int: the positions from the earliest row's last token to the
-    end, the row indices): an int is what every transformers version accepts (5.19's Llama
-    mis-indexes a per-row tensor), and the logits of row i's last token are then at column
-    last[i] - (width - keep)."""
-    return width - int(last.min()), torch.arange(last.numel(), device=last.device)
+def _kept(last: Any) -> tuple[Any, Any]:
+    """(`logits_to_keep`: the distinct last positions of the rows, as a 1-D tensor, each row's
+    column among them). Only those positions go through the LM head (not the (N, L, vocab)
+    logits, nor every position from the shortest row's end on). A 1-D tensor means "these
+    positions of every row" in every transformers version; a per-row (N, 1) tensor does not
+    (5.19's Llama mis-indexes it)."""
+    keep, column = torch.unique(last, sorted=True, return_inverse=True)
+    return keep, column
+
+
+def _rows(index: Any) -> Any:
+    return torch.arange(index.numel(), device=index.device)
 
 
 def _unwrapped(model: Any) -> Any:
