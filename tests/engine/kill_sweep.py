@@ -47,7 +47,9 @@ from cream_engine.files import read_jsonl
 from tests.engine.helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
-TIME_KEYS = {"seconds", "seconds_per_step", "seconds_by_part"}  # wall times: never compared
+# never compared: wall times, and what this process had to load (a resumed stage finds no
+# model in memory where the uninterrupted run found the previous stage's)
+TIME_KEYS = {"seconds", "seconds_per_step", "seconds_by_part", "seconds_saved", "models_loaded"}
 
 
 @dataclass
@@ -447,8 +449,14 @@ def file_checks(run_dir: Path, ref_dir: Path) -> list[Check]:
     ours, theirs = files(run_dir), files(ref_dir)
     extra, missing = sorted(ours.keys() - theirs), sorted(theirs.keys() - ours)
     # beside the run folder, only the store (a kill inside `create_run` could leave a folder)
+    # and the cache of M0's evaluation: the same entries as the reference's, no temp left
     extra += [p.name for p in run_dir.parent.iterdir()
-              if p != run_dir and not p.name.startswith(paths.DB_NAME)]
+              if p != run_dir and not p.name.startswith(paths.DB_NAME) and p.name != "cache"]
+    cached = {str(p.relative_to(run_dir.parent)) for p in (run_dir.parent / "cache").rglob("*")}
+    ref_cached = {str(p.relative_to(ref_dir.parent))
+                  for p in (ref_dir.parent / "cache").rglob("*")}
+    extra += sorted(cached - ref_cached)
+    missing += sorted(ref_cached - cached)
     checks = [Check("the same files as the reference (no temp file, copy or stray run folder)",
                     not extra and not missing, f"extra {extra[:6]} missing {missing[:6]}"
                     if extra or missing else f"{len(ours)} files")]

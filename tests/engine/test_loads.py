@@ -52,6 +52,7 @@ def loads_by_stage(stderr: str) -> dict[tuple[int, str], list[str]]:
     return out
 
 
+@pytest.mark.slow  # (a 3-iteration run: ~45 s)
 def test_three_iterations_load_each_model_once_per_stage(tiny_model_dir: Path,
                                                          tmp_path: Path) -> None:
     config = tiny_config(tiny_model_dir, run={"iterations": 3},

@@ -44,8 +44,10 @@ def one_process(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return out, *_train(tiny_model_dir, out, 1, "ddp")
 
 
-# (FSDP's rank start-up costs ~45 s on 2 busy cores: it runs with the slow tests)
-@pytest.mark.parametrize("strategy", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])
+# (each costs 30-45 s of rank start-up on 2 busy cores: they run with the slow tests; the
+# options and the split of the batch are checked in the default suite below)
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_train_like_one(strategy: str, one_process, tiny_model_dir: Path,
                                       tmp_path: Path) -> None:
     one_dir, one_summary, one_logged = one_process
