@@ -23,11 +23,14 @@ Heavy layer (torch and transformers only for their versions).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +149,26 @@ def _sha_file(path: Path) -> str:
 
 def entry_dir(home: Path, settings: dict) -> Path:
     return paths.eval_cache_dir(home) / key_of(settings)
+
+
+@contextlib.contextmanager
+def one_at_a_time(home: Path, settings: dict) -> Iterator[None]:
+    """Held while a run looks up, computes and keeps one entry: runs started together (the
+    demo's two) evaluate M0 once, the second waiting for the first and then copying. The OS
+    drops the lock of a process that dies, so a killed run never blocks the next."""
+    lock = paths.eval_cache_dir(home) / f".{key_of(settings)}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("baseline: another run is evaluating M0 with the same settings; waiting to "
+                  "copy its result", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def restore(home: Path, settings: dict, run_id: str, artifact: Path,

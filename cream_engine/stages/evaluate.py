@@ -77,15 +77,16 @@ def baseline(ctx: Any, t: int) -> dict:
     settings = evalcache.baseline_settings(
         ctx, load_sets(ctx.config.data.eval_sets, ctx.config.eval.max_items), held_out(ctx),
         judge_path(ctx))
-    if settings is not None:
+    if settings is None:
+        info = evaluate_model(ctx, t, paths.BASELINE, 0, artifact)
+        return {**info, "cache": "off (a model is not a local folder)"}
+    with evalcache.one_at_a_time(ctx.home, settings):  # (a run evaluating it now: wait, copy)
         info = evalcache.restore(ctx.home, settings, ctx.run_id, artifact, details)
         if info is not None:
             ctx.store.log_metrics(ctx.run_id, t, paths.BASELINE, 0, metric_values(info))
             return info
-    info = evaluate_model(ctx, t, paths.BASELINE, 0, artifact)
-    if settings is None:
-        return {**info, "cache": "off (a model is not a local folder)"}
-    note = evalcache.save(ctx.home, settings, ctx.run_id, artifact, details)
+        info = evaluate_model(ctx, t, paths.BASELINE, 0, artifact)
+        note = evalcache.save(ctx.home, settings, ctx.run_id, artifact, details)
     return {**info, "cache": note or "stored", "cache_key": evalcache.key_of(settings)}
 
 

@@ -132,3 +132,33 @@ def test_eval_every_k_iterations(every: int, iterations: int, evaluated: list[in
     assert names[0][0] == paths.BASELINE  # M0's baseline always
     assert all(paths.BASELINE not in names[t] for t in range(1, iterations))
     assert all(names[t][:5] == list(paths.STAGES[:5]) for t in range(1, iterations))
+
+
+def test_runs_started_together_evaluate_m0_once(tmp_path: Path) -> None:
+    """A second run asking for an entry that another process is computing waits for it (and
+    then copies it), and a lock holder that dies never blocks the next."""
+    import subprocess
+    import sys
+    import time
+
+    from cream_engine.stages import evalcache
+
+    settings = {"model": "m0", "eval": 1}
+    code = ("import sys; from pathlib import Path; from cream_engine.stages import evalcache\n"
+            f"with evalcache.one_at_a_time(Path({str(tmp_path)!r}), {settings!r}):\n"
+            "    print('got', flush=True)\n")
+    with evalcache.one_at_a_time(tmp_path, settings):
+        waiting = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert waiting.poll() is None  # still waiting for the lock
+    out, err = waiting.communicate(timeout=60)
+    assert out == "got\n" and "waiting to copy its result" in err
+    holder = subprocess.Popen([sys.executable, "-c", code.replace(
+        "print('got', flush=True)", "print('got', flush=True); import time; time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "got\n"
+    holder.kill()
+    holder.wait()
+    with evalcache.one_at_a_time(tmp_path, settings):  # not blocked by the dead holder
+        pass
