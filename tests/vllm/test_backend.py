@@ -40,10 +40,13 @@ def mem_available() -> int:
 
 
 def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """The engine's private memory (USS): what its exit gives back. Its RSS also counts the
+    torch and vLLM libraries it shares with this process, which stay mapped."""
+    private = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            private += int(line.split()[1]) * 1024
+    return private
 
 
 def gpu_free(cuda: bool) -> int | None:
@@ -173,16 +176,22 @@ def test_close_ends_the_engine_and_returns_its_memory(engine, cuda: bool) -> Non
     backend.close()
     took = time.monotonic() - start
     after_ram, after_gpu = mem_available(), gpu_free(cuda)
+    for _ in range(20):  # (the kernel frees a large exit in the background: up to ~5 s)
+        if after_ram >= before["ram"] - 0.25 * held:
+            break
+        time.sleep(0.25)
+        after_ram = max(after_ram, mem_available())
     mb = 1 << 20
-    print(f"\nteardown in {took:.1f} s: engine RSS {held / mb:.0f} MB; RAM available "
+    print(f"\nteardown in {took:.1f} s: engine private memory {held / mb:.0f} MB; RAM available "
           f"before start {before['ram'] / mb:.0f} MB, while open {open_ram / mb:.0f} MB, "
           f"after close {after_ram / mb:.0f} MB"
           + (f"; GPU free before {before['gpu'] / mb:.0f} MB, open {open_gpu / mb:.0f} MB, "
              f"after {after_gpu / mb:.0f} MB" if cuda else ""))
     assert gone(pid) and backend.pids == []
     assert held > 300 * mb  # it did hold the model (fp32 SmolLM2 alone is ~540 MB)
-    # most of what it held is back (other processes on the machine move this a little)
-    assert after_ram - open_ram > 0.6 * held
+    # the RAM available is back to where it was before the engine started, give or take a
+    # quarter of what the engine held (other processes on the machine move it a little)
+    assert after_ram >= before["ram"] - 0.25 * held
     if cuda:
         assert after_gpu >= before["gpu"] - 512 * mb
     backend.close()  # a second close is harmless
