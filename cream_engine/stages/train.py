@@ -171,14 +171,13 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cream-train-")))
         work_dir = Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
-        if processes > 1:
-            return _launch(policy_path=policy_path, pairs=pairs, rows=rows, out_dir=out_dir,
-                           train=train, seed=seed, device=device, work_dir=work_dir,
-                           on_metrics=on_metrics, on_progress=on_progress, scir=scir,
-                           processes=processes)
-        if scir is not None:
+        if scir is not None:  # tokenised here once, so every rank reads the same columns
             rows = scir_rows(pairs, rows, load_tokenizer(policy_path, work_dir),
                              train.max_length)
+        if processes > 1:
+            return _launch(policy_path=policy_path, rows=rows, out_dir=out_dir, train=train,
+                           seed=seed, device=device, work_dir=work_dir, on_metrics=on_metrics,
+                           on_progress=on_progress, scir=scir, processes=processes)
         trainer, callback, seconds = _run_training(
             policy_path=policy_path, rows=rows, train=train, seed=seed, device=device,
             work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir)
@@ -209,14 +208,12 @@ def _summary(trainer: Any, callback: StreamMetrics, seconds: float, *, processes
             "processes": processes}
 
 
-def _launch(*, policy_path: str, pairs: list[dict], rows: list[dict], out_dir: Path,
+def _launch(*, policy_path: str, rows: list[dict], out_dir: Path,
             train: TrainConfig, seed: int, device: str, work_dir: Path,
             on_metrics: Callable[[int, dict[str, float]], None],
             on_progress: Callable[[int, int], None] | None, scir: ScirConfig | None,
             processes: int) -> dict:
     """Write the rows and the spec to `work_dir`, run the ranks, record what rank 0 says."""
-    if scir is not None:  # tokenised once here, so every rank reads the same columns
-        rows = scir_rows(pairs, rows, load_tokenizer(policy_path, work_dir), train.max_length)
     for stale in ("datasets", "trainer"):  # a killed attempt's caches are not trusted
         shutil.rmtree(work_dir / stale, ignore_errors=True)
     rows_file = work_dir / "pairs.jsonl"
