@@ -21,10 +21,11 @@ from typing import Any
 
 import tomllib
 
+from cream_engine.config_stages import OracleConfig, SftConfig
 from cream_engine.errors import ConfigError
 from cream_engine.sections import Section, _f, _show
 
-METHODS = ("srlm", "cream", "scir", "dpo")
+METHODS = ("srlm", "cream", "scir", "dpo", "oracle")
 # a run name is part of the run's id and folder name: portable on every filesystem, short
 # enough to leave room for the id's date and suffix within a 255-byte file name
 RUN_NAME_MAX = 64
@@ -45,7 +46,8 @@ class RunConfig(Section):
     _name = "run"
     name: str = _f("experiment", f"a short name for the run: {RUN_NAME_RULE}")
     method: str = _f("cream", "srlm (judge rewards), cream (consistency-regularized), "
-                     "scir (self-consistent internal rewards) or dpo (implicit reward, C = 1)",
+                     "scir (self-consistent internal rewards), dpo (implicit reward, C = 1) or oracle (an "
+                     "external reward model ranks: [oracle] model)",
                      choices=METHODS)
     model: str = _f("bundled:smollm2-135m-instruct", "starting model M0: a Hugging Face id, a "
                     "local folder, or bundled:smollm2-135m-instruct / bundled:tiny-random")
@@ -88,6 +90,8 @@ class GenerateConfig(Section):
     n: int = _f(4, "responses sampled per prompt (N)", lo=2, hi=64)
     temperature: float = _f(0.8, "sampling temperature", lo=0.0, hi=2.0, lo_open=True)
     top_p: float = _f(0.95, "nucleus sampling mass", lo=0.0, hi=1.0, lo_open=True)
+    top_k: int = _f(0, "sample from the k most likely tokens only (0 = off, in both backends: "
+                    "transformers' own default of 50 is never applied)", lo=0)
     max_new_tokens: int = _f(96, "tokens generated per response at most", lo=1, hi=32768)
     batch_size: int = _f(8, "prompts per generation batch (hf backend)", lo=1)
     tensor_parallel_size: int = _f(1, "vllm: GPUs one engine shards the model over; the job's "
@@ -211,21 +215,23 @@ class EvalConfig(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "run": RunConfig, "data": DataConfig, "generate": GenerateConfig, "judge": JudgeConfig,
-    "consistency": ConsistencyConfig, "train": TrainConfig, "scir": ScirConfig,
-    "eval": EvalConfig,
+    "run": RunConfig, "sft": SftConfig, "data": DataConfig, "generate": GenerateConfig,
+    "judge": JudgeConfig, "consistency": ConsistencyConfig, "train": TrainConfig,
+    "scir": ScirConfig, "oracle": OracleConfig, "eval": EvalConfig,
 }
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     run: RunConfig = field(default_factory=RunConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
     data: DataConfig = field(default_factory=DataConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     scir: ScirConfig = field(default_factory=ScirConfig)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -260,6 +266,9 @@ def from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> Experime
                 raise ConfigError(f"unknown key [{name}] {key}{_suggest(key, known)}")
         sections[name] = SECTIONS[name](**values)
     config = ExperimentConfig(**sections)
+    if config.run.method == "oracle" and not config.oracle.model:
+        raise ConfigError("[oracle] model is empty: method = 'oracle' ranks the responses with "
+                          "an external reward model (a folder, a hub id, or bundled:tiny-reward)")
     return _resolve_paths(config, base_dir) if base_dir is not None else config
 
 
@@ -279,8 +288,13 @@ def _resolve_paths(config: ExperimentConfig, base_dir: Path) -> ExperimentConfig
     judge = config.eval.judge
     if judge != "initial" and (_looks_like_path(judge) or (base_dir / judge).is_dir()):
         judge = resolve(judge)
+    oracle = config.oracle.model
+    if oracle and (_looks_like_path(oracle) or (base_dir / oracle).is_dir()):
+        oracle = resolve(oracle)
     return dataclasses.replace(config, data=data, run=run,
-                               eval=dataclasses.replace(config.eval, judge=judge))
+                               eval=dataclasses.replace(config.eval, judge=judge),
+                               sft=dataclasses.replace(config.sft, data=resolve(config.sft.data)),
+                               oracle=dataclasses.replace(config.oracle, model=oracle))
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -128,19 +128,31 @@ class RunContext:
         d = self.config.train.dtype
         return ("bfloat16" if self.device == "cuda" else "float32") if d == "auto" else d
 
-    # -- models: M_0 the start, M_t the policy of iteration t ----------------------------
+    # -- models: M_0 the start, M_1 the seed SFT's (with [sft]), then one per iteration -----
 
-    def model_path(self, t: int) -> str:
-        """M_t: the starting model for t = 0, else the checkpoint iteration t-1 wrote."""
-        if t == 0:
+    @property
+    def offset(self) -> int:
+        """Models before iteration 0's policy: 1 with the seed SFT (the loop starts from M1)."""
+        return 1 if self.config.sft.enabled else 0
+
+    def policy(self, t: int) -> int:
+        """k of M_k, the policy iteration t samples from and trains (M_{k+1} is its result)."""
+        return t + self.offset
+
+    def model_path(self, k: int) -> str:
+        """M_k: the starting model for k = 0, the seed SFT's for k = 1 with [sft], else the
+        checkpoint the iteration before wrote."""
+        if k == 0:
             return resolve_model(self.config.run.model, self.home)
-        return str(self.artifact(t - 1, "train"))
+        if k <= self.offset:
+            return str(self.artifact(0, paths.SFT))
+        return str(self.artifact(k - 1 - self.offset, "train"))
 
     def model_name(self, path: str) -> str:
         """M<k> for the run's models, else the path (an external judge)."""
         if path == self._start_path():
             return "M0"
-        for k in range(1, self.config.run.iterations + 1):
+        for k in range(1, self.config.run.iterations + self.offset + 1):
             if path == self.model_path(k):
                 return f"M{k}"
         return path

@@ -1,4 +1,5 @@
-"""Evaluation sets: loaders for the public layouts, prompts, and reading a reply's answer.
+"""Evaluation sets: loaders for the public layouts, numbers, and the prompts and contexts an
+item is asked with (answers.py reads a reply's answer).
 
 A set is a JSON-lines file (`.jsonl`, or `.json` holding JSON lines or one JSON array) or a
 Parquet file, in one of the Hugging Face layouts below; the first record's keys say which.
@@ -242,16 +243,19 @@ _PARSERS = {"arc": _arc, "openbookqa": _openbookqa, "siqa": _siqa, "gsm8k": _gsm
 
 # An optional sign and "$", then 1,234,567 (groups of three) or 1234, with optional decimals,
 # or .5; not inside a word or another number.
-_NUMBER = re.compile(r"(?<![\w.,])([-+\u2212]?)\$?((?:\d{1,3}(?:,\d{3}(?!\d))+|\d+)(?:\.\d*)?"
-                     r"|\.\d+)")
+NUMBER = re.compile(r"(?<![\w.,])([-+\u2212]?)\$?((?:\d{1,3}(?:,\d{3}(?!\d))+|\d+)(?:\.\d*)?"
+                    r"|\.\d+)")
 
 
 def parse_number(text: str) -> str | None:
     """The first number written in `text`, as a normalised decimal string ("1,234.50" ->
     "1234.5", "-0" -> "0"); None if there is none."""
-    match = _NUMBER.search(text)
-    if not match:
-        return None
+    match = NUMBER.search(text)
+    return number_value(match) if match else None
+
+
+def number_value(match: re.Match) -> str:
+    """A match of NUMBER as a normalised decimal string."""
     value = Decimal(match.group(2).replace(",", ""))
     if match.group(1) in ("-", "\u2212"):
         value = -value
@@ -272,61 +276,6 @@ def numbers_equal(a: str | None, b: str | None) -> bool:
         return Decimal(a) == Decimal(b)
     except InvalidOperation:
         return False
-
-
-# -- reading a reply ------------------------------------------------------------------------
-
-_MARKER = re.compile(r"\banswer[\s*_]*:", re.IGNORECASE)  # "Answer:", "**Answer:**", "Answer**:"
-_FALLBACK = re.compile(r"\banswer\s+is\b", re.IGNORECASE)  # "the answer is B"
-_DECORATION = " \t*_#>:\"'`"
-_LEADING_LETTER = re.compile(r"[(\[]?([A-Z])(?![A-Za-z])")
-_LOWER_LETTER = re.compile(r"[(\[]?([a-z])(?:[.):\]]|\s*$)")  # "b", "b.", "(b)", "b) text"
-_STANDALONE = re.compile(r"(?<![A-Za-z])([A-Z])(?![A-Za-z])")
-
-
-def extract_answer(text: str, item: EvalItem) -> int | str | None:
-    """The reply's answer, read after its last "Answer:" (or, failing that, "answer is"):
-    an option index for multiple choice, a normalised number string otherwise; None if
-    there is no marker or nothing readable after it."""
-    marks = list(_MARKER.finditer(text)) or list(_FALLBACK.finditer(text))
-    if not marks:
-        return None
-    line = _first_line(text[marks[-1].end():])
-    if item.kind == "number":
-        return parse_number(line)
-    return _choice(line, item)
-
-
-def _first_line(tail: str) -> str:
-    """The first line after the marker with something besides markdown on it."""
-    for line in tail.splitlines():
-        if line.strip(_DECORATION):
-            return line.strip(_DECORATION)
-    return ""
-
-
-def _choice(line: str, item: EvalItem) -> int | None:
-    """1. the whole line is an option's text; 2. a letter opens the line ("B", "(b)", "B)
-    Paris"); 3. a standalone capital letter that is an option's; 4. exactly one option's
-    text appears in the line."""
-    folded = line.rstrip(" .!").casefold()
-    texts = [c.casefold() for c in item.choices]
-    if not folded:
-        return None
-    if folded in texts:
-        return texts.index(folded)
-    for pattern in (_LEADING_LETTER, _LOWER_LETTER):
-        m = pattern.match(line)
-        if m and m.group(1).upper() in item.letters:
-            return item.letters.index(m.group(1).upper())
-    for m in _STANDALONE.finditer(line):
-        if m.group(1) in item.letters:
-            return item.letters.index(m.group(1))
-    found = [i for i, t in enumerate(texts)
-             if t and re.search(rf"(?<!\w){re.escape(t)}(?!\w)", folded)]
-    found = [i for i in found if not any(texts[i] != texts[j] and texts[i] in texts[j]
-                                         for j in found)]  # "7 apples" beats "7"
-    return found[0] if len(found) == 1 else None
 
 
 # -- prompts --------------------------------------------------------------------------------
@@ -351,8 +300,17 @@ def prompt_for(item: EvalItem) -> str:
     return mc_prompt(item) if item.kind == "mc" else number_prompt(item)
 
 
-def loglik_context(item: EvalItem) -> str:
-    """Context for option log-likelihood scoring, as lm-evaluation-harness scores ARC and
-    OpenBookQA; each option is the continuation " {choice}". One uniform form for every set
-    (the harness writes SIQA as "Q: ... A:"; this keeps sets comparable)."""
-    return f"Question: {item.question}\nAnswer:"
+# lm-evaluation-harness's `doc_to_text` per task; each option is then scored as the
+# continuation " " + option (its default target_delimiter). SIQA's item question is already
+# "{context} {question}". A format without a harness task of its own takes ARC's.
+LOGLIK_TEMPLATES: dict[str, str] = {"arc": "Question: {question}\nAnswer:",
+                                    "openbookqa": "{question}",
+                                    "siqa": "Q: {question}\nA:"}
+
+
+def loglik_context(item: EvalItem, fmt: str) -> str:
+    """The context an item's options are scored after, as lm-evaluation-harness writes it
+    for the set's format: ARC "Question: …\nAnswer:", OpenBookQA the question stem alone,
+    SIQA "Q: {context} {question}\nA:"."""
+    template = LOGLIK_TEMPLATES.get(fmt, LOGLIK_TEMPLATES["arc"])
+    return template.format(question=item.question)

@@ -42,8 +42,13 @@ JOB_LOG = "job.log"
 # under iter-<t>/, named for what it holds.
 STAGES = ("generate", "score", "consistency", "pairs", "train", "evaluate")
 BASELINE = "baseline"
+# with `[sft] enabled`, iteration 0 goes on with the seed SFT (M0 -> M1) and M1's evaluation
+SFT, SFT_EVAL = "sft", "sft-eval"
+BEFORE_LOOP = (BASELINE, SFT, SFT_EVAL)  # the stages of iteration 0 before `generate`
 ARTIFACTS = {
     "baseline": "baseline.json",        # M0's evaluation
+    "sft": "sft-model",                 # M1, M0 fine-tuned on the seed data
+    "sft-eval": "sft-eval.json",        # M1's evaluation
     "generate": "responses.jsonl",      # N responses per prompt
     "score": "scores.jsonl",            # log-probabilities per model, the judge's scores
     "consistency": "consistency.jsonl",  # rewards, both rankings' τ_j and C_j per prompt

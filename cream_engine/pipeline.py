@@ -1,5 +1,7 @@
 """The self-rewarding loop, top to bottom: T iterations M_t → M_{t+1}.
 
+    before iteration 0: M0's evaluation, and with [sft] the seed SFT M0 -> M1 (the loop then
+    starts from M1, M0 stays the rewarding reference) and M1's evaluation
     for t in 0..T-1:
         generate     N samples per prompt of this iteration's slice, from M_t
         score        the method's internal reward models score them (judge / log-probs)
@@ -43,7 +45,7 @@ from cream_engine.errors import (
     internal_error,
 )
 from cream_engine.files import append_traceback
-from cream_engine.stages import consistency, evaluate, generate, pairs, score, train
+from cream_engine.stages import consistency, evaluate, generate, pairs, score, sft, train
 from cream_engine.store import Store, open_store
 
 Stage = Callable[[RunContext, int], dict]
@@ -67,16 +69,22 @@ class Cancelled(BaseException):
 
 
 def stages_of(ctx: RunContext, t: int) -> list[tuple[str, Stage]]:
-    """The stages of iteration t: evaluation only when enabled, M0's baseline first in t = 0,
-    and M_{t+1} evaluated every `[eval] every` iterations ((t + 1) % every == 0) and after
-    the last one."""
+    """The stages of iteration t. Iteration 0 begins with M0's evaluation (`baseline`), then,
+    with `[sft] enabled`, the seed SFT (M0 -> M1) and M1's evaluation. Evaluation runs only
+    when enabled, and the model iteration t trained is evaluated every `[eval] every`
+    iterations ((t + 1) % every == 0) and after the last one."""
     cfg = ctx.config
-    if not cfg.eval.enabled:
-        return [(name, fn) for name, fn in STAGES.items() if name != "evaluate"]
+    first: list[tuple[str, Stage]] = []
+    if t == 0:
+        first = [(paths.BASELINE, evaluate.baseline), (paths.SFT, sft.run),
+                 (paths.SFT_EVAL, evaluate.sft_eval)]
+        first = [(name, fn) for name, fn in first
+                 if (cfg.sft.enabled or name not in (paths.SFT, paths.SFT_EVAL))
+                 and (cfg.eval.enabled or name == paths.SFT)]
     last = t == cfg.run.iterations - 1
-    evaluated = (t + 1) % cfg.eval.every == 0 or last
-    return ([(paths.BASELINE, evaluate.baseline)] if t == 0 else []) + [
-        (name, fn) for name, fn in STAGES.items() if name != "evaluate" or evaluated]
+    evaluated = cfg.eval.enabled and ((t + 1) % cfg.eval.every == 0 or last)
+    return first + [(name, fn) for name, fn in STAGES.items()
+                    if name != "evaluate" or evaluated]
 
 
 def run_stage(ctx: RunContext, t: int, name: str, fn: Stage) -> None:

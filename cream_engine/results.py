@@ -186,7 +186,7 @@ def stage_rows(stages: list[dict], now: float) -> tuple[int | None, tuple[StageR
     in pipeline order, pending ones too."""
     t = max((s["iteration"] for s in stages), default=None)
     by_name = {s["stage"]: s for s in stages if s["iteration"] == t}
-    first = (paths.BASELINE,) if paths.BASELINE in by_name else ()
+    first = tuple(s for s in paths.BEFORE_LOOP if s in by_name)
     order = first + paths.STAGES
     out = []
     for name in order + tuple(n for n in by_name if n not in order):
@@ -306,12 +306,16 @@ def summaries(store: Store, run_id: str) -> dict[int, dict[str, dict]]:
 
 
 def evaluations_by_model(store: Store, run_id: str) -> dict[int, dict]:
-    """{k: M_k's evaluation}: M0 from the baseline of iteration 0, M_t+1 from iteration t."""
+    """{k: M_k's evaluation}: M0 from the baseline of iteration 0, M1 from the seed SFT's
+    evaluation when there is one, then the model each iteration trained (each evaluation
+    names its model; one written before they did is M_{t+1}'s)."""
     per: dict[int, dict] = {}
     for t, infos in summaries(store, run_id).items():
-        for stage, k in ((paths.BASELINE, 0), ("evaluate", t + 1)):
-            if infos.get(stage):
-                per[k] = infos[stage]
+        for stage, k in ((paths.BASELINE, 0), (paths.SFT_EVAL, 1), ("evaluate", t + 1)):
+            info = infos.get(stage)
+            if info:
+                named = str(info.get("model") or "")
+                per[int(named[1:]) if re.fullmatch(r"M\d+", named) else k] = info
     return dict(sorted(per.items()))
 
 

@@ -74,7 +74,8 @@ def summarize(values: list[float | None]) -> dict[str, float | None]:
 
 
 def implicit_rewards(rec: dict, t: int) -> tuple[list[float], list[float] | None]:
-    """(r_t, r_{t-1}) for one prompt's responses, from the score stage's log-probabilities.
+    """(r_t, r_{t-1}) for one prompt's responses, from the score stage's log-probabilities; t
+    is k of the policy M_k (the iteration, plus 1 after a seed SFT).
 
     r_t = log π_t − log π_0. For t = 0 the policy *is* M_0, so (no reference exists) the
     length-normalised log-likelihood log π_0 / |y| stands in, and there is no previous model.
@@ -94,7 +95,7 @@ def run(ctx: Any, t: int) -> dict:
     scores = read_jsonl(ctx.artifact(t, "score"))
     rows, taus, cs = [], [], []
     for rec in scores:
-        current, previous = implicit_rewards(rec, t)
+        current, previous = implicit_rewards(rec, ctx.policy(t))
         tau, c = per_prompt(current, previous)
         taus.append(tau)
         cs.append(c)

@@ -40,10 +40,13 @@ from cream_engine.evalsets import EvalSet
 from cream_engine.files import atomic_folder, write_atomic, write_json
 from cream_engine.modelfiles import local_folder
 
-VERSION = 1  # of the entry's layout
+# of the entry's layout and the scoring rules (2: the harness's contexts per set, acc_norm per
+# character, acc_bytes, the last "Answer:"/"answer is" and an expression's result)
+VERSION = 2
 ENTRY = "entry.json"
 # the modules whose code decides the baseline's numbers (by module name, under cream_engine)
-CODE = ("stages/evaluate.py", "evalsets.py", "judges/pointwise.py", "judges/pairwise.py",
+CODE = ("stages/evaluate.py", "stages/loglik.py", "evalsets.py", "answers.py",
+        "judges/pointwise.py", "judges/pairwise.py",
         "logprobs.py", "backends/hf.py", "backends/vllm.py", "stages/score.py",
         "stages/generate.py", "prompts.py", "models.py")
 

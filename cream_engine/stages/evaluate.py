@@ -5,10 +5,12 @@ Per model, everything from the same frozen inputs, so models and runs compare on
 - every evaluation set (`[data] eval_sets`), first `[eval] max_items` items:
   - generatively, as the CREAM paper does: the greedy reply to the question with an instruction
     to think step by step and end with "Answer: X"; the letter or number after the last
-    "Answer:" is the model's answer. An unparsable reply counts as wrong, and is counted;
+    "Answer:" or "answer is" is the model's answer (answers.py). An unparsable reply counts
+    as wrong, and is counted;
   - multiple choice also by option log-likelihood, as lm-evaluation-harness scores ARC,
-    OpenBookQA and SIQA: the option with the highest Σ log p(" option" | "Question: …
-    Answer:") (acc), and per byte of the option (acc_norm). No chat template there.
+    OpenBookQA and SIQA (loglik.py): the option with the highest Σ log p(" option" | the
+    harness's context for the set) (ll_acc), and per character (ll_acc_norm) and per UTF-8
+    byte (ll_acc_bytes) of the option. No chat template there.
 - held-out prompts (`[eval] win_rate_prompts` of the prompt set that no iteration trains on):
   the greedy reply, its mean length in tokens, and the fixed judge's mean pointwise score
   (expected value of the digits 0-5 after "Score:", no written justification);
@@ -34,17 +36,10 @@ from typing import Any
 import torch
 
 from cream_engine import paths
+from cream_engine.answers import extract_answer
 from cream_engine.backends import open_backend
 from cream_engine.errors import JudgeError, PairwiseJudgeError, PipelineError
-from cream_engine.evalsets import (
-    EvalItem,
-    EvalSet,
-    extract_answer,
-    load_eval_set,
-    loglik_context,
-    numbers_equal,
-    prompt_for,
-)
+from cream_engine.evalsets import EvalItem, EvalSet, load_eval_set, numbers_equal, prompt_for
 from cream_engine.files import read_jsonl, write_json, write_jsonl
 from cream_engine.judges.pairwise import (
     collate_judge,
@@ -54,19 +49,24 @@ from cream_engine.judges.pairwise import (
     verdict_tokens,
 )
 from cream_engine.judges.pointwise import expected_score, judge_messages
-from cream_engine.logprobs import encoded_logprobs
 from cream_engine.models import resolve_model
 from cream_engine.prompts import held_out_prompts
 from cream_engine.stages import evalcache
 from cream_engine.stages.generate import open_policy_backend
+from cream_engine.stages.loglik import option_logliks, score_loglik
 from cream_engine.stages.score import digit_tokens
 
 JUDGE_ERRORS = (JudgeError, PairwiseJudgeError)
 
 
 def run(ctx: Any, t: int) -> dict:
-    """Evaluate M_{t+1}, the model iteration t trained."""
-    return evaluate_model(ctx, t, "evaluate", t + 1, ctx.artifact(t, "evaluate"))
+    """Evaluate the model iteration t trained (M_{t+1}; M_{t+2} after a seed SFT)."""
+    return evaluate_model(ctx, t, "evaluate", ctx.policy(t) + 1, ctx.artifact(t, "evaluate"))
+
+
+def sft_eval(ctx: Any, t: int) -> dict:
+    """Evaluate M1, the seed SFT's model (stage `sft-eval` of iteration 0)."""
+    return evaluate_model(ctx, t, paths.SFT_EVAL, 1, ctx.artifact(0, paths.SFT_EVAL))
 
 
 def baseline(ctx: Any, t: int) -> dict:
@@ -92,7 +92,11 @@ def baseline(ctx: Any, t: int) -> dict:
 
 def details_dir(ctx: Any, k: int) -> Path:
     """Where the per-item details of M_k's evaluation live."""
-    return ctx.iter_dir(0) / "baseline" if k == 0 else ctx.iter_dir(k - 1) / "eval"
+    if k == 0:
+        return ctx.iter_dir(0) / "baseline"
+    if k <= ctx.offset:
+        return ctx.iter_dir(0) / paths.SFT_EVAL
+    return ctx.iter_dir(k - 1 - ctx.offset) / "eval"
 
 
 def evaluate_model(ctx: Any, t: int, stage: str, k: int, artifact: Path) -> dict:
@@ -288,43 +292,6 @@ def score_generative(items: tuple[EvalItem, ...], rows: list[dict]) -> dict:
             correct += 1
     return {"gen_acc": correct / len(items) if items else None,
             "gen_unparsable": unparsable}
-
-
-def option_logliks(parts: Parts, model: Any, tokenizer: Any, s: EvalSet) -> list[dict]:
-    """Σ log p of each option as the continuation of the item's context, per item."""
-    limit = 1024
-    encoded, owners = [], []
-    for n, item in enumerate(s.items):
-        context = tokenizer(loglik_context(item))["input_ids"]
-        for choice in item.choices:
-            cont = tokenizer(" " + choice, add_special_tokens=False)["input_ids"][:limit - 1]
-            ids = (context + cont)[-limit:]
-            encoded.append((ids, len(ids) - len(cont)))
-            owners.append(n)
-    with parts.bar(len(encoded), f"eval {s.name} ll") as bar:
-        scored = encoded_logprobs(model, tokenizer, encoded,
-                                  batch_size=parts.ctx.config.eval.batch_size,
-                                  device=parts.ctx.device, progress=bar.advance)
-    rows = [{"id": item.id, "logp": []} for item in s.items]
-    for n, lp in zip(owners, scored):
-        rows[n]["logp"].append(lp.logp)
-    return rows
-
-
-def score_loglik(items: tuple[EvalItem, ...], rows: list[dict]) -> dict:
-    """acc: the most likely option; acc_norm: the most likely per byte of the option."""
-    acc = acc_norm = 0
-    for item, row in zip(items, rows):
-        logp = row["logp"]
-        norm = [lp / max(1, len((" " + c).encode("utf-8"))) for lp, c in zip(logp, item.choices)]
-        acc += _argmax(logp) == item.gold
-        acc_norm += _argmax(norm) == item.gold
-    n = len(items)
-    return {"ll_acc": acc / n if n else None, "ll_acc_norm": acc_norm / n if n else None}
-
-
-def _argmax(values: list[float]) -> int:
-    return max(range(len(values)), key=lambda i: (values[i], -i))
 
 
 def judge_score(parts: Parts, model: Any, tokenizer: Any, held: list[Any],

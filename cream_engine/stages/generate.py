@@ -11,9 +11,9 @@ from cream_engine.backends import choose_backend, open_backend
 from cream_engine.files import write_jsonl
 
 
-def open_policy_backend(ctx: Any, t: int) -> Any:
-    """The generation backend on M_t, shared with the next stage on the same model."""
-    return ctx.backend(ctx.model_path(t), ctx.seed(t, "generate"))
+def open_policy_backend(ctx: Any, k: int) -> Any:
+    """The generation backend on M_k, shared with the next stage on the same model."""
+    return ctx.backend(ctx.model_path(k), ctx.seed(k - ctx.offset, "generate"))
 
 
 def open_backend_on(ctx: Any, path: str, seed: int) -> Any:
@@ -35,7 +35,7 @@ def open_backend_on(ctx: Any, path: str, seed: int) -> Any:
 def run(ctx: Any, t: int) -> dict:
     cfg = ctx.config.generate
     prompts = ctx.prompts(t)
-    backend = open_policy_backend(ctx, t)
+    backend = open_policy_backend(ctx, ctx.policy(t))
     with ctx.progress(t, "generate", len(prompts), "generate") as bar:
         outputs = backend.generate([list(p.messages) for p in prompts], n=cfg.n,
                                    temperature=cfg.temperature, top_p=cfg.top_p,

@@ -98,17 +98,18 @@ def run(ctx: Any, t: int) -> dict:
 
     judged = None
     if method.uses_judge:
-        backend = open_policy_backend(ctx, t)
+        backend = open_policy_backend(ctx, ctx.policy(t))
         if method.pairwise_judge:  # fail now, not after generating and judging everything
             verdict_tokens(backend.tokenizer)
         judged = judge_responses(ctx, t, backend, rows)
 
-    # one pass per model: M_t, M_0 (t >= 1), M_{t-1} (t >= 2), those in memory first
-    passes = {"current": ctx.model_path(t)}
-    if t >= 1:
+    # one pass per model: the policy M_k, M_0 (k >= 1), M_{k-1} (k >= 2), those in memory first
+    k = ctx.policy(t)
+    passes = {"current": ctx.model_path(k)}
+    if k >= 1:
         passes["reference"] = ctx.model_path(0)
-    if t >= 2:
-        passes["previous"] = ctx.model_path(t - 1)
+    if k >= 2:
+        passes["previous"] = ctx.model_path(k - 1)
     order = sorted(passes, key=lambda role: not ctx.loaded(passes[role]))
     max_length = ctx.config.train.max_length
     encoded: list[tuple[list[int], int]] = []

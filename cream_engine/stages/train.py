@@ -66,7 +66,7 @@ def run(ctx: Any, t: int) -> dict:
     rows = read_jsonl(ctx.artifact(t, "pairs"))
     scir = ctx.config.scir if get_method(ctx.config.run.method).pairwise_judge else None
     if scir is not None:
-        before = measure_agreement(ctx, t, rows, ctx.model_path(t), trained=False)
+        before = measure_agreement(ctx, t, rows, ctx.model_path(ctx.policy(t)), trained=False)
     ctx.release()  # the trainer loads its own copy of M_t
     out_dir = ctx.artifact(t, "train")
     processes = training_processes(ctx.config.train, ctx.device)
@@ -79,7 +79,7 @@ def run(ctx: Any, t: int) -> dict:
             ctx.store.log_metrics(ctx.run_id, t, "train", step, values)
 
         work_dir = ctx.iter_dir(t) / ".trainer"  # TRL's scratch space; gone once trained
-        summary = train_dpo(policy_path=ctx.model_path(t), pairs=rows, out_dir=out_dir,
+        summary = train_dpo(policy_path=ctx.model_path(ctx.policy(t)), pairs=rows, out_dir=out_dir,
                             train=ctx.config.train, seed=ctx.seed(t, "train"),
                             device=ctx.device, on_metrics=on_metrics, on_progress=on_progress,
                             work_dir=work_dir, scir=scir, processes=processes)

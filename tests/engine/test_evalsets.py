@@ -19,7 +19,6 @@ from cream_engine.errors import DataError
 from cream_engine.evalsets import (
     BUNDLED_EVAL_SETS,
     EvalItem,
-    extract_answer,
     gsm8k_answer,
     load_eval_set,
     loglik_context,
@@ -221,50 +220,9 @@ def test_bad_parquet_row_and_missing_files(tmp_path: Path) -> None:
         load_eval_set("bundled:gsm8k")
 
 
-# -- reading replies ------------------------------------------------------------------------
+# -- numbers --------------------------------------------------------------------------------
 
-CAPITAL = EvalItem("q1", "What is the capital of France?", ("London", "Paris", "Berlin",
-                                                             "Madrid"), 1)
-SEVENS = EvalItem("q2", "7 + 10 = ?", ("7", "17", "70", "77"), 1)
 NUMBER = EvalItem("q3", "How many?", (), "1234")
-
-
-@pytest.mark.parametrize("item, reply, expected", [
-    (CAPITAL, "Paris is the capital of France.\nAnswer: B", 1),
-    (CAPITAL, "Paris is the capital.\n\n**Answer:** B", 1),
-    (CAPITAL, "**Answer**: (C)", 2),
-    (CAPITAL, "Answer: B) Paris", 1),
-    (CAPITAL, "so the answer: b.", 1),
-    (CAPITAL, "Answer: A\nHmm, wait. London is in England.\nAnswer: D", 3),
-    (CAPITAL, "Answer: Paris", 1),
-    (CAPITAL, "Answer: paris.", 1),
-    (CAPITAL, "The answer is B.", 1),
-    (CAPITAL, "The correct answer is: D", 3),
-    (CAPITAL, "Final Answer:\n\n**C**", 2),
-    (CAPITAL, "Answer: [A]", 0),
-    (CAPITAL, "Answer: I believe the correct option is D.", 3),
-    (CAPITAL, "Answer: Option B, Paris", 1),
-    (CAPITAL, "I think it's Paris.", None),  # no marker: unparsable
-    (CAPITAL, "Answer: E", None),  # not one of four options
-    (CAPITAL, "Answer:", None),
-    (CAPITAL, "Answer: a city in Europe", None),  # a lower-case article is no letter
-    (CAPITAL, "Answer: Paris or London", None),  # two options named: ambiguous
-    (SEVENS, "Answer: 17", 1),  # "7" inside "17" is not the option "7"
-    (SEVENS, "Answer: 7", 0),
-    (NUMBER, "3 + 4 = 7\nAnswer: 7", "7"),
-    (NUMBER, "Answer: $1,234.00", "1234"),
-    (NUMBER, "Answer: -12", "-12"),
-    (NUMBER, "Answer: 12 apples", "12"),
-    (NUMBER, "Answer: 3.50", "3.5"),
-    (NUMBER, "**Answer:** 42.", "42"),
-    (NUMBER, "Answer: 10\nLet me check again.\nAnswer: 12", "12"),
-    (NUMBER, "The answer is 1,000,000", "1000000"),
-    (NUMBER, "answer:\n\n**0.5**", "0.5"),
-    (NUMBER, "So the total is 42.", None),
-    (NUMBER, "Answer: forty-two", None),
-])
-def test_extract_answer(item: EvalItem, reply: str, expected: int | str | None) -> None:
-    assert extract_answer(reply, item) == expected
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -289,7 +247,7 @@ def test_gsm8k_answer_and_numbers_equal() -> None:
     assert not numbers_equal("x", "1")
 
 
-def test_prompts_and_loglik_context() -> None:
+def test_prompts() -> None:
     item = EvalItem("i", "Which gas do plants take in?", ("oxygen", "carbon dioxide",
                                                           "helium"), 1)
     assert mc_prompt(item) == (
@@ -300,7 +258,24 @@ def test_prompts_and_loglik_context() -> None:
         "How many?\n\nThink step by step, then end your reply with a final line of the form "
         "\"Answer: N\", where N is the final number.")
     assert prompt_for(item) == mc_prompt(item) and prompt_for(NUMBER) == number_prompt(NUMBER)
-    assert loglik_context(item) == "Question: Which gas do plants take in?\nAnswer:"
+
+
+def test_loglik_context_is_the_harness_template_per_format(tmp_path: Path) -> None:
+    """lm-evaluation-harness's doc_to_text: arc_easy.yaml "Question: {{question}}\\nAnswer:",
+    openbookqa.yaml `question_stem`, siqa.yaml "Q: {{context}} {{question}}\\nA:"."""
+    arc = load_eval_set(str(write_jsonl(tmp_path / "arc.jsonl", ARC_HF)))
+    obqa = load_eval_set(str(write_jsonl(tmp_path / "obqa.jsonl", OPENBOOKQA)))
+    siqa = load_eval_set(str(write_jsonl(tmp_path / "siqa.jsonl", SIQA)))
+    assert loglik_context(arc.items[0], arc.format) == (
+        "Question: Which gas do plants take in?\nAnswer:")
+    assert loglik_context(obqa.items[0], obqa.format) == "The sun is responsible for"
+    assert loglik_context(siqa.items[0], siqa.format) == (
+        "Q: Cameron decided to have a barbecue and gathered her friends together. How would "
+        "Others feel as a result?\nA:")
+    mc = load_eval_set("bundled:mc", limit=1)  # our set is in the ARC layout: ARC's template
+    assert loglik_context(mc.items[0], mc.format) == f"Question: {mc.items[0].question}\nAnswer:"
+    braces = EvalItem("b", "What is {x} in {0}?", ("1", "2"), 0)  # braces are not a template
+    assert loglik_context(braces, "unknown") == "Question: What is {x} in {0}?\nAnswer:"
 
 
 def test_module_imports_no_heavy_library() -> None:

@@ -11,14 +11,8 @@ import pytest
 
 from cream_engine.config import ExperimentConfig
 from cream_engine.evalsets import EvalItem, EvalSet
-from cream_engine.stages.evaluate import (
-    Parts,
-    metric_values,
-    option_logliks,
-    outcome,
-    score_generative,
-    score_loglik,
-)
+from cream_engine.stages.evaluate import Parts, metric_values, outcome, score_generative
+from cream_engine.stages.loglik import option_logliks, score_loglik
 
 COLOURS = ("red", "blue", "green", "yellow")
 
@@ -67,24 +61,20 @@ def test_loglik_picks_the_option_the_model_prefers(tokenizer, liked: str) -> Non
     picked = {max(range(4), key=lambda i: r["logp"][i]) for r in rows}
     assert picked == {COLOURS.index(liked)}
     # one item of four has the liked colour as its answer
-    assert score_loglik(items, rows) == {"ll_acc": 0.25, "ll_acc_norm": 0.25}
-
-
-def test_loglik_norm_divides_by_the_option_bytes() -> None:
-    items = (EvalItem("q", "?", ("a", "a much longer option"), 1),)
-    # the long option has the lower total but the higher log-likelihood per byte
-    rows = [{"logp": [-2.0, -10.0]}]
-    assert score_loglik(items, rows) == {"ll_acc": 0.0, "ll_acc_norm": 1.0}
+    assert score_loglik(items, rows) == {"ll_acc": 0.25, "ll_acc_norm": 0.25,
+                                         "ll_acc_bytes": 0.25}
 
 
 def test_generative_accuracy_counts_unparsable_as_wrong() -> None:
     mc = EvalItem("m", "Pick one.", ("cat", "dog", "cow", "hen"), 2)
     num = EvalItem("n", "How many?", (), "1234")
-    items = (mc, mc, mc, num, num, num)
+    items = (mc, mc, mc, num, num, num, num)
     replies = ["Let me think. Answer: C", "Answer: (A)", "I am not sure.",
-               "So the total is 1,234.\nAnswer: $1,234.00", "Answer: 1235", "the end"]
-    scored = score_generative(items, [{"reply": r} for r in replies])
-    assert scored == {"gen_acc": 2 / 6, "gen_unparsable": 2}
+               "So the total is 1,234.\nAnswer: $1,234.00", "Answer: 1235", "the end",
+               "Answer: 1000 + 234 = 1234"]  # the expression's result, not its first number
+    rows = [{"reply": r} for r in replies]
+    assert score_generative(items, rows) == {"gen_acc": 3 / 7, "gen_unparsable": 2}
+    assert [r["pred"] for r in rows] == [2, 0, None, "1234", "1235", None, "1234"]
 
 
 @pytest.mark.parametrize(("p1", "p2", "same", "expected"), [
@@ -97,8 +87,10 @@ def test_win_needs_both_orders(p1: float, p2: float, same: bool, expected: str) 
 
 
 def test_metric_names() -> None:
-    info = {"model": "M1", "sets": {"mc": {"n": 4, "gen_acc": 0.5, "ll_acc": None}},
+    info = {"model": "M1", "sets": {"mc": {"n": 4, "gen_acc": 0.5, "ll_acc": None,
+                                           "ll_acc_norm": 0.25, "ll_acc_bytes": 0.75}},
             "win": {"vs": "M0", "n": 4, "win_rate": 0.25}, "judge_score": 2.5,
             "mean_length": 40}
-    assert metric_values(info) == {"eval/mc/gen_acc": 0.5, "eval/win_rate": 0.25,
+    assert metric_values(info) == {"eval/mc/gen_acc": 0.5, "eval/mc/ll_acc_norm": 0.25,
+                                   "eval/mc/ll_acc_bytes": 0.75, "eval/win_rate": 0.25,
                                    "eval/judge_score": 2.5, "eval/mean_length": 40.0}

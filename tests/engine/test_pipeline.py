@@ -233,7 +233,7 @@ def test_pipeline_runs_the_stages_paths_names() -> None:
     from cream_engine import pipeline
 
     assert tuple(pipeline.STAGES) == paths.STAGES
-    assert set(paths.STAGES) | {paths.BASELINE} == set(paths.ARTIFACTS)
+    assert set(paths.STAGES) | set(paths.BEFORE_LOOP) == set(paths.ARTIFACTS)
 
 
 def _broken_run(home: Path, tiny_model_dir: Path) -> Path:
