@@ -17,9 +17,12 @@ class GenerationBackend(Protocol):
         ...
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
-                 top_p: float, max_new_tokens: int, seed: int,
+                 top_p: float, max_new_tokens: int, seed: int, top_k: int = 0,
                  progress: Progress | None = None) -> list[list[str]]:
-        """`n` sampled responses for each conversation (temperature 0 = greedy, n = 1)."""
+        """`n` sampled responses for each conversation (temperature 0 = greedy, n = 1).
+
+        `top_k` = 0 samples from the whole vocabulary (after top-p) in every backend: no
+        library default or model `generation_config.json` may add a top-k of its own."""
         ...
 
     def next_token_logprobs(self, texts: list[str], token_ids: list[int],

@@ -38,7 +38,7 @@ class HFBackend(ChatRendering):
         return enc.to(self.device)
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
-                 top_p: float, max_new_tokens: int, seed: int,
+                 top_p: float, max_new_tokens: int, seed: int, top_k: int = 0,
                  progress: Progress | None = None) -> list[list[str]]:
         texts = [self.render(c) for c in conversations]
         sample = temperature > 0
@@ -52,6 +52,9 @@ class HFBackend(ChatRendering):
                 generated = self.model.generate(
                     **enc, do_sample=sample, temperature=temperature if sample else None,
                     top_p=top_p if sample else None,
+                    # note: explicit, 0 = off: left unset, transformers fills in the model's
+                    # generation_config.json or its own default top-k of 50 (vLLM has none)
+                    top_k=top_k if sample else None,
                     max_new_tokens=max_new_tokens, num_return_sequences=n if sample else 1,
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.tokenizer.eos_token_id)

@@ -309,12 +309,13 @@ class VLLMBackend(ChatRendering):
         return results
 
     def generate(self, conversations: list[list[dict]], *, n: int, temperature: float,
-                 top_p: float, max_new_tokens: int, seed: int,
+                 top_p: float, max_new_tokens: int, seed: int, top_k: int = 0,
                  progress: Progress | None = None) -> list[list[str]]:
         prompts = self._encode([self.render(c) for c in conversations], max_new_tokens)
         sample = temperature > 0
         fields = {"n": n if sample else 1, "temperature": temperature if sample else 0.0,
-                  "top_p": top_p if sample else 1.0, "max_tokens": max_new_tokens,
+                  "top_p": top_p if sample else 1.0, "top_k": top_k if sample else 0,
+                  "max_tokens": max_new_tokens,
                   "stop_token_ids": [self.tokenizer.eos_token_id]}
         # each prompt's own seed (as hf seeds each batch): the same samples however the
         # prompts are cut among engines

@@ -7,7 +7,8 @@ stdout (which is kept for them: whatever vLLM prints goes to stderr). Token ids 
 ways, so the tokenizer and chat template are the backend's, identical to the hf backend's.
 
     -> {"op": "generate", "prompts": [[id, ...], ...], "n": 4, "temperature": 0.8,
-        "top_p": 0.95, "max_tokens": 96, "seeds": [s0, s1, ...], "stop_token_ids": [2]}
+        "top_p": 0.95, "top_k": 0, "max_tokens": 96, "seeds": [s0, s1, ...],
+        "stop_token_ids": [2]}                 (top_k 0 = off, as vLLM reads it)
     <- {"ok": [[[id, ...] × n] per prompt]}
     -> {"op": "logprobs", "prompts": [[id, ...], ...], "token_ids": [33, 34, ...]}
     <- {"ok": [[log p(token | prompt) per token id] per prompt]}
@@ -68,10 +69,12 @@ def serve(settings: dict, out, requests) -> None:
             prompts = [{"prompt_token_ids": ids} for ids in request["prompts"]]
             if request["op"] == "generate":
                 # one SamplingParams per prompt: its own seed, so a prompt's samples do not
-                # depend on its batch or on which engine drew it
+                # depend on its batch or on which engine drew it. Explicit params take no
+                # sampling defaults from the model's generation_config.json (only its eos ids)
                 params = [vllm.SamplingParams(
                     n=request["n"], temperature=request["temperature"],
-                    top_p=request["top_p"], max_tokens=request["max_tokens"], seed=seed,
+                    top_p=request["top_p"], top_k=request["top_k"],
+                    max_tokens=request["max_tokens"], seed=seed,
                     stop_token_ids=request["stop_token_ids"], detokenize=False)
                     for seed in request["seeds"]]
                 outputs = llm.generate(prompts, params, use_tqdm=False)

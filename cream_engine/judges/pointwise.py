@@ -21,15 +21,22 @@ from dataclasses import dataclass
 SCORE_RE = re.compile(r"score\s*[:=]\s*\**\s*([0-5](?:\.\d+)?)(?![\d.]*\d)", re.IGNORECASE)
 MAX_SCORE = 5
 
-RUBRIC = """Please grade the assistant's reply to the user's request below.
-
-Award points additively, from 0 to 5:
-- 1 point if the reply is relevant to the request, even if it is incomplete.
-- 1 more point if it covers a substantial part of the request.
-- 1 more point if it answers the basic elements of the request in a useful way.
-- 1 more point if it is clearly written from an assistant's point of view, well organised and \
-helpful.
-- 1 more point if it is impeccably tailored to the request: expert, accurate and engaging.
+# The additive 5-point rubric of Self-Rewarding Language Models (Yuan et al. 2024), every
+# clause of it, in our own words. The prompt itself never holds "Score:" followed by a digit, so
+# a judge that echoes it cannot seem to have scored.
+RUBRIC = """Please grade the assistant's reply to the user's request below on an additive \
+5-point scale. Start from 0 and add each point whose condition the reply meets:
+- 1 point if the reply is relevant and gives some information connected to the request, even \
+when it is incomplete or includes some irrelevant material.
+- 1 more point if it deals with a substantial part of the user's question, even though it does \
+not fully resolve the query or give a direct answer.
+- 1 more point if it answers the basic elements of the question in a useful way, whether or not \
+it reads as if an AI wrote it and even if it has features typical of blogs or search results.
+- 1 more point if it is clearly written from an AI assistant's point of view and addresses the \
+question directly and comprehensively, and is well organised and helpful, even if it could \
+still be a little clearer, more concise or more focused.
+- 1 more point if it is impeccably tailored to the question, with no extraneous information, \
+reflects expert knowledge, and is a high-quality, engaging and insightful answer.
 
 [Request]
 {instruction}
@@ -37,8 +44,9 @@ helpful.
 [Reply]
 {response}
 
-Explain your grade in a few sentences, then finish with a final line of the form "Score: N" \
-where N is the total points (0 to 5)."""
+Judge the reply from the AI assistant's perspective, drawing on web search knowledge where \
+needed. Justify the total in at most 100 words, then finish with a final line of the form \
+"Score: <points>", where <points> is the total from 0 to 5."""
 
 
 def judge_messages(instruction: str, response: str) -> list[dict]:
