@@ -51,7 +51,7 @@ from cream_engine.store import Store
 
 # the seed of a stage is (run seed, iteration, this): `score` keeps the value 2 it had as
 # `reward`, so a run's numbers do not depend on the stage's name
-STAGE_SEEDS = {"generate": 1, "score": 2, "pairs": 4, "train": 5}
+STAGE_SEEDS = {"generate": 1, "score": 2, "pairs": 4, "train": 5, "sft": 6}
 # loaded models may take this much of the memory they could have (see the module docstring)
 KEEP_FRACTION = 0.5
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}

@@ -43,13 +43,15 @@ def export_json(store: Store, run: dict, table: str | None = None) -> dict:
 
 
 def iteration_table(store: Store, run: dict) -> list[dict]:
-    """One flat dict per iteration: the scalar columns, then `baseline.*` (iteration 0) and
+    """One flat dict per iteration: the scalar columns, then `baseline.*` and `sft_eval.*`
+    (iteration 0: M0's and the seed SFT's M1's evaluations) and
     `eval.*` (M_{t+1}'s evaluation) as dotted keys; lists are kept as JSON text."""
     infos = summaries(store, run["id"])
     rows = []
     for it in store.iterations(run["id"]):
         row = {k: it.get(k) for k in ITERATION_COLUMNS}
-        for stage, prefix in (("baseline", "baseline."), ("evaluate", "eval.")):
+        for stage, prefix in (("baseline", "baseline."), ("sft-eval", "sft_eval."),
+                              ("evaluate", "eval.")):
             info = infos.get(it["iteration"], {}).get(stage) or {}
             row.update({k: json.dumps(v) if isinstance(v, list) else v
                         for k, v in flatten(info, prefix).items()})

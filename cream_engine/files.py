@@ -13,6 +13,7 @@ Light layer: standard library only.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -152,3 +153,21 @@ def append_traceback(log: Path, who: str) -> Path | None:
     except OSError:
         return None
     return log
+
+
+@contextlib.contextmanager
+def one_at_a_time(lock: Path, waiting: str) -> Iterator[None]:
+    """An exclusive lock on the file `lock` for the block, saying `waiting` on stderr when
+    another process holds it. The OS drops the lock of a process that dies (even by SIGKILL),
+    so a killed holder never blocks the next."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

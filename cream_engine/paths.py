@@ -143,6 +143,12 @@ def eval_cache_dir(home: Path) -> Path:
     return home / "cache" / "eval"
 
 
+def sft_cache_dir(home: Path) -> Path:
+    """Seed-SFT models (M1), one folder per starting model, seed data and settings
+    (stages/sftcache.py)."""
+    return home / "cache" / "sft"
+
+
 def digests_dir(home: Path) -> Path:
     """Remembered content hashes of model folders (stages/evalcache.py)."""
     return home / "cache" / "digests"

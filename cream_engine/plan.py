@@ -39,7 +39,7 @@ from cream_engine.memory import (
 from cream_engine.shapes import ModelShape, read_shape
 
 USABLE_FRACTION = 0.9
-JUDGE_TEMPLATE_TOKENS = 256       # the pointwise judge's rubric around prompt and response
+JUDGE_TEMPLATE_TOKENS = 384  # the pointwise rubric around prompt and response (336 with SmolLM2)
 JUDGE_METHODS = ("srlm", "scir")  # methods whose score stage runs the pointwise judge
 GPUS_RE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\d+(?:\.\d+)?)\s*(?:g|gb|gib)?\s*$", re.IGNORECASE)
 
@@ -166,7 +166,8 @@ def make_plan(config: ExperimentConfig, devices: Devices,
     """The plan of `config` on `devices`; `ModelError` when the model's shape is unknown."""
     shape = shape or read_shape(config.run.model)
     ctx = _Ctx(config, devices, shape)
-    stages = [_generate(ctx), _score(ctx), _train(ctx)]
+    stages = ([_sft(ctx)] if config.sft.enabled else []) + [
+        _generate(ctx), _score(ctx), _train(ctx)]
     if config.eval.enabled:
         stages.append(_evaluate(ctx))
     return Plan(shape, devices, stages)
@@ -308,6 +309,19 @@ def _evaluate(ctx: _Ctx) -> StagePlan:
 
 
 # -- training ---------------------------------------------------------------------------------
+
+
+def _sft(ctx: _Ctx) -> StagePlan:
+    """The seed SFT: one process, [train]'s precision and LoRA setting, `[sft] batch_size`
+    single sequences of `max_length` (counted as half as many pairs: the same tokens)."""
+    t, s = ctx.config.train, ctx.config.sft
+    as_pairs = replace(t, batch_size=-(-s.batch_size // 2), max_length=s.max_length,
+                       processes=1)
+    layout = Layout(t.lora, 1, "ddp", t.activation_checkpointing, t.dtype)
+    parts = train_parts(ctx.shape, as_pairs, layout, ctx.devices.on_gpu, "dpo")
+    advice = ("set [train] lora = true" if not t.lora else
+              "lower [sft] batch_size or max_length, or set [train] activation_checkpointing")
+    return ctx.single("sft", "seed SFT" + (", LoRA" if t.lora else ""), parts, advice)
 
 
 def train_processes(config: ExperimentConfig, devices: Devices) -> int:

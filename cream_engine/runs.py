@@ -35,6 +35,7 @@ from cream_engine.prompts import (
     prompt_slices,
     read_prompt_file,
 )
+from cream_engine.seeds import read_seed_file
 from cream_engine.store import Store
 
 UNFINISHED = ("queued", "running", "failed", "cancelled")
@@ -45,7 +46,8 @@ def check_inputs(config: ExperimentConfig, home: Path | None = None,
                  note: Callable[[str], None] | None = None) -> PromptFile:
     """Check what a config points at before anything is written, cheapest first: the prompt
     file (readable, UTF-8, valid lines, enough distinct prompts for every slice), the
-    evaluation files, local model folders (config, tokenizer, safetensors weights), then every
+    evaluation files, the seed SFT's data, local model folders (config, tokenizer, safetensors
+    weights: the model, the evaluation judge, the Oracle's reward model), then every
     prompt's length in tokens with the model's own tokenizer. Returns the prompts that will be
     used. Raises a `CreamError` with one line naming the field or file."""
     found = read_prompt_file(config.data.prompts)
@@ -60,6 +62,11 @@ def check_inputs(config: ExperimentConfig, home: Path | None = None,
     judge = local_folder(config.eval.judge) if config.eval.judge != "initial" else None
     if config.eval.enabled and judge is not None:
         check_model_folder(judge, "[eval] judge")
+    if config.sft.enabled:
+        read_seed_file(config.sft.data, config.sft.max_examples)
+    oracle = local_folder(config.oracle.model) if config.run.method == "oracle" else None
+    if oracle is not None:
+        check_model_folder(oracle, "[oracle] model")
     prompt_room(config, None)  # (max_new_tokens past [train] max_length: no need to measure)
     check_libraries(config)
     if note:

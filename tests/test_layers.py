@@ -30,7 +30,9 @@ LIGHT = {"cream_engine", "cream_engine.errors", "cream_engine.config", "cream_en
          "cream_engine.results", "cream_engine.compare", "cream_engine.export",
          "cream_engine.modelfiles", "cream_engine.plan", "cream_engine.memory",
          "cream_engine.vllmcheck",
-         "cream_engine.shapes", "cream_engine.admission", "cream_engine.worker_options"}
+         "cream_engine.shapes", "cream_engine.admission", "cream_engine.worker_options",
+         "cream_engine.config_stages", "cream_engine.seeds", "cream_engine.presets",
+         "cream_engine.stats", "cream_engine.answers"}
 HEAVY_LIBS = ("torch", "transformers", "trl", "vllm", "peft", "accelerate", "datasets",
               "pandas")
 MAX_LINES = 420  # "a few hundred lines": a module past ~400 is asking to be split

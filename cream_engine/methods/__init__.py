@@ -6,10 +6,10 @@ label) each pair trains with. Generation, storage, checkpoints and the trainer l
 from __future__ import annotations
 
 from cream_engine.errors import ConfigError
-from cream_engine.methods import cream, dpo, scir, srlm
+from cream_engine.methods import cream, dpo, oracle, scir, srlm
 from cream_engine.methods.base import Method
 
-METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (srlm, cream, dpo, scir)}
+METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (srlm, cream, dpo, scir, oracle)}
 
 
 def get_method(name: str) -> Method:

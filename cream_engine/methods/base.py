@@ -16,7 +16,7 @@ from typing import Any
 class Method:
     name: str
     uses_judge: bool        # the pointwise LLM-as-a-Judge scores every response
-    pair_reward: str        # "judge" or "implicit": the reward that picks chosen/rejected
+    pair_reward: str        # "judge", "implicit" or "oracle": the reward that picks the pair
     # weight of one pair from its prompt's C_j, the iteration's mean C, and [consistency] mode
     pair_weight: Callable[[float | None, float | None, str], float]
     # labeled pairs: chosen = best, rejected = worst by `pair_reward`. Unlabeled pairs (SCIR):

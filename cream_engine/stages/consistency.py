@@ -100,6 +100,8 @@ def run(ctx: Any, t: int) -> dict:
         taus.append(tau)
         cs.append(c)
         rewards = {"implicit": current, "previous_implicit": previous}
+        if "oracle" in rec:  # (method oracle: the external reward model's scores)
+            rewards["oracle"] = rec["oracle"]
         row = {"prompt_id": rec["prompt_id"], "rewards": rewards, "tau": tau, "consistency": c}
         if "judge" in rec:
             rewards["judge"] = rec["judge"]["mean"]

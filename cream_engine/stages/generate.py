@@ -39,7 +39,7 @@ def run(ctx: Any, t: int) -> dict:
     with ctx.progress(t, "generate", len(prompts), "generate") as bar:
         outputs = backend.generate([list(p.messages) for p in prompts], n=cfg.n,
                                    temperature=cfg.temperature, top_p=cfg.top_p,
-                                   max_new_tokens=cfg.max_new_tokens,
+                                   top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens,
                                    seed=ctx.seed(t, "generate"), progress=bar.advance)
     rows = [{**p.to_json(), "responses": responses} for p, responses in zip(prompts, outputs)]
     write_jsonl(ctx.artifact(t, "generate"), rows)

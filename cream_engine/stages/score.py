@@ -25,6 +25,7 @@ from cream_engine.judges.pointwise import expected_score, judge_messages, mean_s
 from cream_engine.logprobs import encode_pair, encoded_logprobs
 from cream_engine.methods import get_method
 from cream_engine.stages.generate import open_policy_backend
+from cream_engine.stages.oracle import oracle_rewards
 
 DIGITS = [str(k) for k in range(6)]
 
@@ -58,7 +59,7 @@ def judge_responses(ctx: Any, t: int, backend: Any, rows: list[dict]) -> list[di
     if cfg.max_new_tokens > 0:
         with ctx.progress(t, "score", len(convs), "judge") as bar:
             raws = backend.generate(convs, n=k, temperature=cfg.temperature, top_p=1.0,
-                                    max_new_tokens=cfg.max_new_tokens,
+                                    top_k=0, max_new_tokens=cfg.max_new_tokens,
                                     seed=ctx.seed(t, "score"), progress=bar.advance)
     flat_scores: list[list[float | None]] = []
     flat_conf: list[list[float | None]] = []
@@ -103,6 +104,9 @@ def run(ctx: Any, t: int) -> dict:
             verdict_tokens(backend.tokenizer)
         judged = judge_responses(ctx, t, backend, rows)
 
+    # the Oracle's external reward model (method oracle), before the run's models load
+    oracle = oracle_rewards(ctx, t, items) if method.pair_reward == "oracle" else None
+
     # one pass per model: the policy M_k, M_0 (k >= 1), M_{k-1} (k >= 2), those in memory first
     k = ctx.policy(t)
     passes = {"current": ctx.model_path(k)}
@@ -134,6 +138,8 @@ def run(ctx: Any, t: int) -> dict:
                                         for role in passes}}
         if judged is not None:
             rec["judge"] = judged[j]
+        if oracle is not None:
+            rec["oracle"] = oracle[i:i + n]
         out.append(rec)
         i += n
     write_jsonl(ctx.artifact(t, "score"), out)

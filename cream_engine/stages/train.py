@@ -181,7 +181,7 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
         trainer, callback, seconds = _run_training(
             policy_path=policy_path, rows=rows, train=train, seed=seed, device=device,
             work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir)
-        _save(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
+        save_trained(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
         return _summary(trainer, callback, seconds, processes=1)
 
 
@@ -196,7 +196,7 @@ def train_ranked(*, policy_path: str, rows_file: Path, out_dir: Path, train: Tra
         policy_path=policy_path, rows=rows_file, train=train, seed=seed, device=device,
         work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir,
         processes=world)
-    _save(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
+    save_trained(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
     return _summary(trainer, callback, seconds, processes=world)
 
 
@@ -275,7 +275,7 @@ def _run_training(*, policy_path: str, rows: list[dict] | Path, train: TrainConf
     return trainer, callback, seconds
 
 
-def _save(trainer: Any, out_dir: Path, *, lora: bool, dtype: torch.dtype | None) -> None:
+def save_trained(trainer: Any, out_dir: Path, *, lora: bool, dtype: torch.dtype | None) -> None:
     """The plain (merged) model and the tokenizer, as one folder that appears complete,
     written once (by rank 0), in `dtype` when given. Sharded weights (FSDP, ZeRO-3) are
     gathered first, a collective every rank joins."""

@@ -91,7 +91,7 @@ def test_prepare_model_command_prints_one_line_and_the_errors_exit_code(tmp_path
     assert out.returncode == ModelError.exit_code == 2
     assert out.stderr.strip().splitlines() == [
         "cream: error: model 'bundled:gpt-5': unknown bundled model (known: "
-        "bundled:smollm2-135m-instruct, bundled:tiny-random)"]
+        "bundled:smollm2-135m-instruct, bundled:tiny-random, bundled:tiny-reward)"]
 
 
 @pytest.mark.slow
