@@ -15,6 +15,7 @@ from cream_engine.config import ExperimentConfig, to_toml
 from cream_engine.errors import CreamError, UsageError, disk_error
 from cream_engine.files import write_atomic
 from cream_engine.gpu import read_gpus
+from cream_engine.presets import departures, preset, preset_toml
 from cream_engine.runs import create_or_resume, load_checked
 from cream_engine.store import RUN_ENDED
 from cream_tui import tables
@@ -36,12 +37,19 @@ from cream_tui.cli.common import (
 def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] =
          Path("experiment.toml"),
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
-         = False) -> None:
+         = False,
+         method: Annotated[str | None, typer.Option(
+             "--method", help="Write this method's paper settings (srlm, cream, scir, dpo, "
+             "oracle), each cited beside its key.", show_default=False)] = None) -> None:
     """Write a commented example experiment config (every key with its default and help)."""
+    if method is not None:
+        preset(method)  # an unknown method is refused before anything is written
     if path.exists() and not force:
         raise UsageError(f"{path}: already exists (use --force to overwrite)")
+    text = (to_toml(ExperimentConfig(), comments=True) if method is None
+            else preset_toml(method))
     try:
-        write_atomic(path, to_toml(ExperimentConfig(), comments=True), parents=False)
+        write_atomic(path, text, parents=False)
     except OSError as e:
         raise disk_error(e, path) or UsageError(f"{path}: cannot write ({e.strerror})") \
             from None
@@ -54,14 +62,19 @@ def validate(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None, home: H
 
     Checks the prompt file (every line, duplicates, enough prompts for each iteration), the
     evaluation sets, local model folders (config.json, tokenizer, safetensors weights) and
-    every prompt's length in tokens with the model's own tokenizer (a few seconds)."""
+    every prompt's length in tokens with the model's own tokenizer (a few seconds). A value
+    that departs from the paper settings of the run's method is noted on stderr (still ok)."""
     cfg, prompts = load_checked(config, set_, data_home(ctx, home), note=info)
+    departed = departures(cfg)
     if as_json:
         echo_json({**cfg.to_dict(), "prompts": {"used": len(prompts.prompts),
                                                 "duplicates": prompts.duplicates,
-                                                "too_long": prompts.too_long}})
+                                                "too_long": prompts.too_long},
+                   "departures": [d.to_json() for d in departed]})
     else:
         typer.echo(to_toml(cfg), nl=False)
+    for d in departed:
+        info(f"cream: note: {d.line}")
     info(f"{config}: ok ({cfg.run.method}, {cfg.run.iterations} iterations, "
          f"model {cfg.run.model}, {prompts.summary()})")
 
