@@ -70,20 +70,22 @@ RUN_FIELDS = ("id", "name", "method", "model", "status")
 
 
 def model_rows(store: Store, run: dict) -> list[dict]:
-    """One row per model of a run: M0 (its baseline evaluation, when there is one), then
-    M_{t+1} for each iteration t with that iteration's signals and M_{t+1}'s evaluation."""
+    """One row per model of a run: M0 (its baseline evaluation, when there is one), M1 when
+    the run began with the seed SFT, then the model each iteration t trained (M_{t+1}, or
+    M_{t+2} after the SFT) with that iteration's signals and the model's evaluation."""
     evals = evaluations_by_model(store, run["id"])
-    rows = []
-    if 0 in evals:
-        rows.append({"run": run["id"], "model": "M0", "iteration": None, "status": None,
-                     "pairs": None, "mean_tau": None, "mean_consistency": None,
-                     "agreement": None, "eval": evals[0]})
+    offset = 1 if parse_config(run["config_toml"]).get("sft", {}).get("enabled") else 0
+    empty = {"iteration": None, "status": None, "pairs": None, "mean_tau": None,
+             "mean_consistency": None, "agreement": None}
+    rows = [{"run": run["id"], "model": f"M{k}", **empty, "eval": evals[k]}
+            for k in range(offset + 1) if k in evals]
     for it in store.iterations(run["id"]):
         t = it["iteration"]
-        rows.append({"run": run["id"], "model": f"M{t + 1}", "iteration": t,
+        k = t + 1 + offset
+        rows.append({"run": run["id"], "model": f"M{k}", "iteration": t,
                      "status": it["status"], "pairs": it["n_pairs"],
                      "mean_tau": it["mean_tau"], "mean_consistency": it["mean_consistency"],
-                     "agreement": it["agreement"], "eval": evals.get(t + 1)})
+                     "agreement": it["agreement"], "eval": evals.get(k)})
     return rows
 
 

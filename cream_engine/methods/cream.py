@@ -3,8 +3,10 @@ soft label C, the consistency of rankings between this model and the previous on
 
 - average (the paper's main method): every pair weighs the iteration's mean C;
 - dynamic: each pair weighs its own prompt's C_j (a prompt without one takes the mean).
-C is not clipped. In the first iteration there is no previous model, hence no C: pairs weigh 1
-(plain DPO), and τ is recorded as missing.
+C is not clipped. Without the seed SFT the first iteration's policy is M0 itself: there is no
+previous model, hence no C, pairs weigh 1 (plain DPO) and τ is recorded as missing. With it
+(`[sft] enabled`) the first policy is M1, ranked against M0's length-normalised likelihood,
+and its C weighs the pairs as in every later iteration.
 """
 
 from __future__ import annotations

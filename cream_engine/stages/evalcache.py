@@ -1,5 +1,6 @@
-"""M0's evaluation, computed once per data home: runs that start from the same model and
-evaluate it the same way share it (the demo's two runs used to evaluate one M0 twice).
+"""M0's evaluation (and the seed SFT's M1's), computed once per data home: runs that start
+from the same model and evaluate it the same way share it (the demo's two runs used to
+evaluate one M0 twice).
 
 An entry is keyed by everything the baseline's numbers depend on (`baseline_settings`):
 - the content of M0's folder and of the judge's (sha256 of every file, remembered per folder
@@ -54,21 +55,26 @@ CODE = ("stages/evaluate.py", "stages/loglik.py", "evalsets.py", "answers.py",
 # -- the key --------------------------------------------------------------------------------
 
 
-def baseline_settings(ctx: Any, sets: list[EvalSet], held: list[Any],
-                      judge: str) -> dict | None:
-    """What M0's evaluation depends on, as plain JSON; None when a model is not a folder on
-    this machine (a Hugging Face id not in the local cache): nothing to hash, no caching."""
+def baseline_settings(ctx: Any, sets: list[EvalSet], held: list[Any], judge: str, *,
+                      model: str | None = None, against: str | None = None) -> dict | None:
+    """What the evaluation of `model` (default M0; the seed SFT's M1 too) depends on, as
+    plain JSON, `against` being the model its win rate is measured over (M1's: M0); None when
+    a model is not a folder on this machine (a Hugging Face id not in the local cache):
+    nothing to hash, no caching."""
     import torch
     import transformers
 
     cfg = ctx.config
-    model = model_digest(ctx.model_path(0), ctx.home)
-    judge_digest = model if judge == ctx.model_path(0) else model_digest(judge, ctx.home)
-    if model is None or judge_digest is None:
+    evaluated = model or ctx.model_path(0)
+    digests = {path: model_digest(path, ctx.home)
+               for path in {evaluated, judge, *([against] if against else [])}}
+    if None in digests.values():
         return None
+    model, judge_digest = digests[evaluated], digests[judge]
     gen = cfg.generate
     return {
         "version": VERSION, "model": model, "judge": judge_digest,
+        **({"against": digests[against]} if against else {}),
         "sets": [{"name": s.name, "items": _sha_json([dataclasses.asdict(i) for i in s.items])}
                  for s in sets],
         "held_out": _sha_json([p.to_json() for p in held]),
@@ -165,8 +171,8 @@ def one_at_a_time(home: Path, settings: dict) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print("baseline: another run is evaluating M0 with the same settings; waiting to "
-                  "copy its result", file=sys.stderr, flush=True)
+            print("evaluation: another run is evaluating the same model with the same "
+                  "settings; waiting to copy its result", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -65,27 +65,34 @@ def run(ctx: Any, t: int) -> dict:
 
 
 def sft_eval(ctx: Any, t: int) -> dict:
-    """Evaluate M1, the seed SFT's model (stage `sft-eval` of iteration 0)."""
-    return evaluate_model(ctx, t, paths.SFT_EVAL, 1, ctx.artifact(0, paths.SFT_EVAL))
+    """Evaluate M1, the seed SFT's model (stage `sft-eval` of iteration 0); shared through the
+    cache as M0's is (runs that share M1 share its evaluation)."""
+    return shared_evaluation(ctx, t, paths.SFT_EVAL, 1)
 
 
 def baseline(ctx: Any, t: int) -> dict:
-    """Evaluate M0, once per run, before the first iteration: copied from the home's cache
-    when another run evaluated the same M0 the same way (evalcache.py), else computed and
+    """Evaluate M0, once per run, before the first iteration."""
+    return shared_evaluation(ctx, t, paths.BASELINE, 0)
+
+
+def shared_evaluation(ctx: Any, t: int, stage: str, k: int) -> dict:
+    """Evaluate M_k before the loop (M0, or the seed SFT's M1): copied from the home's cache
+    when another run evaluated the same model the same way (evalcache.py), else computed and
     kept there."""
-    artifact, details = ctx.artifact(0, paths.BASELINE), details_dir(ctx, 0)
+    artifact, details = ctx.artifact(0, stage), details_dir(ctx, k)
     settings = evalcache.baseline_settings(
         ctx, load_sets(ctx.config.data.eval_sets, ctx.config.eval.max_items), held_out(ctx),
-        judge_path(ctx))
+        judge_path(ctx), model=ctx.model_path(k),
+        against=ctx.model_path(k - 1) if k else None)
     if settings is None:
-        info = evaluate_model(ctx, t, paths.BASELINE, 0, artifact)
+        info = evaluate_model(ctx, t, stage, k, artifact)
         return {**info, "cache": "off (a model is not a local folder)"}
     with evalcache.one_at_a_time(ctx.home, settings):  # (a run evaluating it now: wait, copy)
         info = evalcache.restore(ctx.home, settings, ctx.run_id, artifact, details)
         if info is not None:
-            ctx.store.log_metrics(ctx.run_id, t, paths.BASELINE, 0, metric_values(info))
+            ctx.store.log_metrics(ctx.run_id, t, stage, k, metric_values(info))
             return info
-        info = evaluate_model(ctx, t, paths.BASELINE, 0, artifact)
+        info = evaluate_model(ctx, t, stage, k, artifact)
         note = evalcache.save(ctx.home, settings, ctx.run_id, artifact, details)
     return {**info, "cache": note or "stored", "cache_key": evalcache.key_of(settings)}
 

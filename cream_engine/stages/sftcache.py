@@ -11,7 +11,7 @@ device with the same seed gives the same weights, so a copy is what the run woul
 per file) and `model/`; written as one folder that appears whole, and ignored when a file does
 not match its hash.
 
-Heavy layer (torch, transformers and TRL only for their versions).
+Heavy layer (torch and transformers only for their versions).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import dataclasses
 import json
 import shutil
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,6 @@ def sft_settings(ctx: Any, seed: int) -> dict | None:
     machine (nothing to hash, no caching)."""
     import torch
     import transformers
-    import trl
 
     cfg = ctx.config
     model = model_digest(ctx.model_path(0), ctx.home)
@@ -54,7 +54,7 @@ def sft_settings(ctx: Any, seed: int) -> dict | None:
         "train": {k: getattr(cfg.train, k) for k in TRAIN_KEYS},
         "seed": seed, "device": ctx.device,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "trl": trl.__version__},
+                     "trl": version("trl")},
         "code": _sha_json({name: _sha_file(root / name) for name in CODE}),
     }
 

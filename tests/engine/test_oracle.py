@@ -213,6 +213,7 @@ def test_pairs_are_the_oracles_best_and_worst_with_weight_one(tmp_path: Path) ->
     assert written == {"n_pairs": 2, "agreement": None}  # no judge: nothing to agree with
 
 
+@pytest.mark.slow
 def test_a_tiny_oracle_run_ranks_by_the_reward_model(tiny_model_dir: Path, tmp_path: Path
                                                      ) -> None:
     """The whole loop with method oracle: every pair is the reward model's best and worst

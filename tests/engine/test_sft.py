@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from cream_engine import paths
+from cream_engine.compare import model_rows
 from cream_engine.files import read_jsonl
 from cream_engine.results import evaluations_by_model
 from cream_engine.sft_trainer import completion_rows
@@ -83,8 +84,13 @@ def test_models_are_evaluated_as_m0_m1_m2(sft_run: Path) -> None:
     names = [s["stage"] for s in store.stages(sft_run.name)]
     assert names[:3] == [paths.BASELINE, paths.SFT, paths.SFT_EVAL]
     assert (sft_run / "iter-0" / paths.SFT_EVAL).is_dir()  # M1's per-item details
+    rows = model_rows(store, store.get_run(sft_run.name))  # what compare and the demo show
+    assert [(r["model"], r["iteration"]) for r in rows] == [("M0", None), ("M1", None),
+                                                            ("M2", 0)]
+    assert rows[2]["mean_consistency"] is not None and rows[2]["eval"]["model"] == "M2"
 
 
+@pytest.mark.slow
 def test_a_restarted_run_keeps_m1(sft_run: Path) -> None:
     """Done stages are skipped: the engine run again changes nothing, M1 included."""
     m1 = sft_run / "iter-0" / paths.ARTIFACTS[paths.SFT] / "model.safetensors"
@@ -105,3 +111,22 @@ def test_bad_seed_file_fails_the_run_with_one_line(tiny_model_dir: Path,
     assert code == 1
     assert str(bad) in err.strip().splitlines()[-1]
     assert not (run_dir / "iter-0" / paths.ARTIFACTS[paths.SFT]).exists()
+
+
+@pytest.mark.slow
+def test_a_second_run_shares_m1_and_its_evaluation(sft_run: Path, tiny_model_dir: Path
+                                                   ) -> None:
+    """The same M0, seed data and settings in the same home: M1 and its evaluation are copied
+    from the home's cache, the same bytes, and the loop goes on from them."""
+    home = sft_run.parent
+    other = new_run(home, sft_config(tiny_model_dir, home / "seed.jsonl",
+                                     run={"iterations": 1, "name": "again"}))
+    code, err = finish(engine(other), timeout=600)
+    assert code == 0, err[-3000:]
+    infos = {s["stage"]: json.loads(s["info"]) for s in open_store(home).stages(other.name)
+             if s["iteration"] == 0}
+    assert infos[paths.SFT]["cache"] == "hit" and infos[paths.SFT_EVAL]["cache"] == "hit"
+    model = paths.ARTIFACTS[paths.SFT]
+    for f in (sft_run / "iter-0" / model).iterdir():
+        assert (other / "iter-0" / model / f.name).read_bytes() == f.read_bytes()
+    assert "seed SFT" not in err  # (no training: its progress never started)

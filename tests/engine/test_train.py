@@ -127,7 +127,9 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_trl_stays_in_trainer_py_which_only_the_train_stage_imports() -> None:
+def test_trl_stays_in_the_trainer_modules_which_only_their_stages_import() -> None:
+    """TRL's DPO in trainer.py, its SFT in sft_trainer.py (which borrows trainer.py's
+    precision and LoRA settings), each imported by its own stage only."""
     uses_trl, uses_trainer = set(), set()
     for path in ENGINE.rglob("*.py"):
         imported = _imports(path)
@@ -136,8 +138,8 @@ def test_trl_stays_in_trainer_py_which_only_the_train_stage_imports() -> None:
             uses_trl.add(name)
         if "cream_engine.trainer" in imported:
             uses_trainer.add(name)
-    assert uses_trl == {"trainer.py"}
-    assert uses_trainer == {"stages/train.py"}
+    assert uses_trl == {"trainer.py", "sft_trainer.py"}
+    assert uses_trainer == {"stages/train.py", "sft_trainer.py", "stages/sft.py"}
 
 
 # -- the trainer against TRL and against an independent computation ----------------------
