@@ -56,15 +56,8 @@ def read_seed_file(spec: str, max_examples: int = 0) -> list[list[dict]]:
 
 def seed_digest(spec: str) -> str:
     """sha256 of the file's bytes: what a cached M1 was trained on."""
-    path = seed_path(spec)
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such seed file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    text = read_text(seed_path(spec), "seed file", DataError)  # (UTF-8: its bytes again)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _parse_line(where: str, line: str) -> list[dict]:

@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cream_engine import paths
+from cream_engine import files, paths
 from cream_engine.backends import choose_backend
 from cream_engine.evalsets import EvalSet
 from cream_engine.files import atomic_folder, write_atomic, write_json
@@ -160,24 +159,14 @@ def entry_dir(home: Path, settings: dict) -> Path:
     return paths.eval_cache_dir(home) / key_of(settings)
 
 
-@contextlib.contextmanager
-def one_at_a_time(home: Path, settings: dict) -> Iterator[None]:
+def one_at_a_time(home: Path, settings: dict) -> contextlib.AbstractContextManager[None]:
     """Held while a run looks up, computes and keeps one entry: runs started together (the
     demo's two) evaluate M0 once, the second waiting for the first and then copying. The OS
     drops the lock of a process that dies, so a killed run never blocks the next."""
-    lock = paths.eval_cache_dir(home) / f".{key_of(settings)}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("evaluation: another run is evaluating the same model with the same "
-                  "settings; waiting to copy its result", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return files.one_at_a_time(
+        paths.eval_cache_dir(home) / f".{key_of(settings)}.lock",
+        "evaluation: another run is evaluating the same model with the same settings; "
+        "waiting to copy its result")
 
 
 def restore(home: Path, settings: dict, run_id: str, artifact: Path,
@@ -222,17 +211,28 @@ def _valid_entry(entry: Path, settings: dict) -> dict | None:
 
 
 def save(home: Path, settings: dict, run_id: str, artifact: Path, details: Path) -> str | None:
-    """Keep a computed baseline for later runs; the note to record when it could not be kept
-    (a full disk: the run goes on, it only misses the cache next time)."""
+    """Keep a computed baseline for later runs; the note to record when it could not be kept."""
+    def fill(folder: Path) -> None:
+        shutil.copyfile(artifact, folder / "baseline.json")
+        if details.is_dir():
+            shutil.copytree(details, folder / "baseline")
+
+    return write_entry(entry_dir(home, settings), fill, {"settings": settings, "run_id": run_id},
+                       "baseline")
+
+
+def write_entry(entry: Path, fill: Callable[[Path], None], record: dict,
+                what: str) -> str | None:
+    """Write a cache entry as one folder that appears whole: `fill` puts its files in, then
+    `entry.json` holds `record` and a sha256 per file. Returns the note to record when it
+    could not be written (a full disk: the run goes on, it only misses the cache next time)."""
     try:
-        with atomic_folder(entry_dir(home, settings)) as folder:
-            shutil.copyfile(artifact, folder / "baseline.json")
-            if details.is_dir():
-                shutil.copytree(details, folder / "baseline")
+        with atomic_folder(entry) as folder:
+            fill(folder)
             files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-            write_json(folder / ENTRY, {"settings": settings, "run_id": run_id,
+            write_json(folder / ENTRY, {**record,
                                         "files": {f: _sha_file(folder / f) for f in files}})
     except OSError as e:
-        print(f"baseline: not cached ({e})", file=sys.stderr, flush=True)
+        print(f"{what}: not cached ({e})", file=sys.stderr, flush=True)
         return f"not cached: {e.strerror or e}"
     return None

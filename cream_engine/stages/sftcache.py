@@ -19,15 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from cream_engine import paths
-from cream_engine.files import atomic_folder, one_at_a_time, write_json
+from cream_engine.files import atomic_folder, one_at_a_time
 from cream_engine.seeds import seed_digest
-from cream_engine.stages.evalcache import _sha_file, _sha_json, model_digest
+from cream_engine.stages.evalcache import _sha_file, _sha_json, model_digest, write_entry
 
 VERSION = 1
 ENTRY = "entry.json"
@@ -90,13 +89,6 @@ def restore(home: Path, settings: dict, out_dir: Path) -> dict | None:
 
 def save(home: Path, settings: dict, model_dir: Path, summary: dict) -> str | None:
     """Keep a trained M1 for later runs; the note to record when it could not be kept."""
-    try:
-        with atomic_folder(entry_dir(home, settings)) as folder:
-            shutil.copytree(model_dir, folder / "model")
-            files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-            write_json(folder / ENTRY, {"settings": settings, "summary": summary,
-                                        "files": {f: _sha_file(folder / f) for f in files}})
-    except OSError as e:
-        print(f"sft: M1 not cached ({e})", file=sys.stderr, flush=True)
-        return f"not cached: {e.strerror or e}"
-    return None
+    return write_entry(entry_dir(home, settings),
+                       lambda folder: shutil.copytree(model_dir, folder / "model"),
+                       {"settings": settings, "summary": summary}, "sft: M1")
