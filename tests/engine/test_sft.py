@@ -130,3 +130,34 @@ def test_a_second_run_shares_m1_and_its_evaluation(sft_run: Path, tiny_model_dir
     for f in (sft_run / "iter-0" / model).iterdir():
         assert (other / "iter-0" / model / f.name).read_bytes() == f.read_bytes()
     assert "seed SFT" not in err  # (no training: its progress never started)
+
+
+@pytest.mark.slow
+def test_sigkill_during_sft_then_resume_trains_the_same_m1(sft_run: Path, tiny_model_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Killed after the SFT's first logged step: the same command trains M1 again from M0 and
+    gets the same weights as an uninterrupted run, with each step's metrics once, and leaves
+    no scratch folder."""
+    import os
+    import signal
+    import time
+
+    run_dir = new_run(tmp_path / "home", sft_config(tiny_model_dir, seed_file(tmp_path),
+                                                   run={"iterations": 1}))
+    store = open_store(tmp_path / "home")
+    proc = engine(run_dir)
+    deadline = time.time() + 300
+    while not [r for r in store.metric_rows(run_dir.name) if r["name"] == "sft/loss"]:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    code, err = finish(engine(run_dir), timeout=600)
+    assert code == 0, err[-3000:]
+    model = paths.ARTIFACTS[paths.SFT]
+    ours = load_file(str(run_dir / "iter-0" / model / "model.safetensors"))
+    theirs = load_file(str(sft_run / "iter-0" / model / "model.safetensors"))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    steps = [r["step"] for r in store.metric_rows(run_dir.name) if r["name"] == "sft/loss"]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert not (run_dir / "iter-0" / ".sft-trainer").exists()
