@@ -25,6 +25,7 @@ from cream_tui.gpu_history import GpuHistory, GpuState
 from cream_tui.series import RunSeries
 
 LOSS, MARGINS, ACCURACY = "loss", "rewards/margins", "rewards/accuracies"
+SFT_LOSS = "sft/loss"  # the seed SFT's curve, shown while no DPO loss exists yet
 
 
 def empty_message(home: Path) -> str:
@@ -52,6 +53,7 @@ class RunData:
     stage_iteration: int | None = None
     stages: tuple[StageRow, ...] = ()
     loss: tuple[Point, ...] = ()
+    loss_label: str = "loss"                         # "seed SFT loss" before DPO's first step
     margins: tuple[Point, ...] = ()
     accuracy: tuple[Point, ...] = ()
     boundaries: tuple[tuple[float, int], ...] = ()   # (x, iteration that starts there)
@@ -170,17 +172,21 @@ class DataSource:
     def _chart(self, store: Store, run_id: str, stages: list[dict], buckets: int) -> tuple:
         cache = self._series.get(run_id)
         if cache is None:
-            cache = self._series[run_id] = RunSeries(run_id, (LOSS, MARGINS, ACCURACY))
+            cache = self._series[run_id] = RunSeries(run_id, (LOSS, MARGINS, ACCURACY,
+                                                              SFT_LOSS))
         # a restarted train stage drops its metrics: read the series again from the start
         fingerprint = tuple((s["iteration"], s["started_at"]) for s in stages
-                            if s["stage"] == "train")
+                            if s["stage"] in ("train", "sft"))
         cache.update(store, fingerprint)
         key = (cache.version, buckets)
         memo = self._charts.get(run_id)
         if memo is not None and memo[0] == key:
             return memo[1]
-        offsets = cache.offsets()
-        result = (cache.series(LOSS, offsets, buckets), cache.series(MARGINS, offsets, buckets),
+        offsets = cache.offsets(skip=(SFT_LOSS,))
+        loss, label = cache.series(LOSS, offsets, buckets), "loss"
+        if not loss:  # (the seed SFT is training, or done and DPO not started)
+            loss, label = cache.series(SFT_LOSS, {}, buckets), "seed SFT loss"
+        result = (loss, label, cache.series(MARGINS, offsets, buckets),
                   cache.series(ACCURACY, offsets, buckets),
                   tuple((float(x), it) for it, x in sorted(offsets.items()) if x > 0),
                   cache.last(LOSS))

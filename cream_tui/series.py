@@ -88,10 +88,11 @@ class RunSeries:
             self.version += 1
         return reset or bool(rows)
 
-    def offsets(self) -> dict[int, int]:
-        """x offset of each iteration: the sum of the steps of the iterations before it."""
+    def offsets(self, skip: tuple[str, ...] = ()) -> dict[int, int]:
+        """x offset of each iteration: the sum of the steps of the iterations before it (the
+        metrics named in `skip`, another curve's steps, left out)."""
         last_step: dict[int, int] = {}
-        for points in self.raw.values():
+        for points in (v for k, v in self.raw.items() if k not in skip):
             for it, step in points:
                 last_step[it] = max(step, last_step.get(it, 0))
         out, total = {}, 0

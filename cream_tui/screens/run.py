@@ -66,7 +66,8 @@ class RunScreen(PolledScreen):
         summary.update(self._summary(data))
         loss_chart = self.query_one("#loss-chart", MetricChart)
         self._buckets = loss_chart.buckets
-        loss_chart.show_lines([("loss", data.loss, "orange", "left")], data.boundaries)
+        loss_chart.show_lines([(data.loss_label, data.loss, "orange", "left")],
+                              data.boundaries)
         self.query_one("#reward-chart", MetricChart).show_lines(
             [("accuracy →", data.accuracy, "green", "right"),   # first: margins draw over it
              ("margin", data.margins, "cyan", "left")], data.boundaries)

@@ -89,3 +89,23 @@ def test_text_helpers() -> None:
     assert fmt.bar(0.5, 10) == "█████░░░░░" and fmt.bar(None, 3) == "░░░"
     assert fmt.na(None, "{:.0f}") == "N/A" and fmt.num(float("nan")) == "-"
     assert fmt.truncate("abcdefgh", 5) == "abcd…"
+
+
+def test_the_seed_sfts_loss_is_charted_until_dpo_has_one(tmp_path: Path) -> None:
+    """While the seed SFT trains (stage `sft`, metrics `sft/*`) the loss chart shows its curve
+    under its own name; once DPO logs a loss, DPO's curve, whose x axis the SFT's steps never
+    shift."""
+    from tests.tui.fixtures import write_store
+
+    write_store(tmp_path / "home")
+    store = open_store(tmp_path / "home")
+    run_id = store.list_runs()[0]["id"]
+    store.execute("DELETE FROM metrics WHERE run_id = ?", [run_id])
+    for step, value in ((1, 2.0), (2, 1.5), (3, 1.2)):
+        store.log_metrics(run_id, 0, "sft", step, {"sft/loss": value})
+    source = DataSource(tmp_path / "home", no_gpu)
+    data = source.run_data(run_id, NOW, 50)
+    assert data.loss_label == "seed SFT loss" and data.loss == ((1, 2.0), (2, 1.5), (3, 1.2))
+    store.log_metrics(run_id, 0, "train", 1, {"loss": 0.69})
+    data = source.run_data(run_id, NOW + 1, 50)
+    assert data.loss_label == "loss" and data.loss == ((1, 0.69),)
