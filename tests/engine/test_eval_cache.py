@@ -150,10 +150,17 @@ def test_runs_started_together_evaluate_m0_once(tmp_path: Path) -> None:
     with evalcache.one_at_a_time(tmp_path, settings):
         waiting = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
+        # released only once the other process says it waits (its start-up takes seconds
+        # on a loaded machine: a fixed sleep let it arrive after the release)
+        said = ""
+        while "waiting to copy its result" not in said:
+            line = waiting.stderr.readline()
+            assert line, f"the second process ended without waiting: {said}"
+            said += line
+        time.sleep(0.5)
         assert waiting.poll() is None  # still waiting for the lock
     out, err = waiting.communicate(timeout=60)
-    assert out == "got\n" and "waiting to copy its result" in err
+    assert out == "got\n"
     holder = subprocess.Popen([sys.executable, "-c", code.replace(
         "print('got', flush=True)", "print('got', flush=True); import time; time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
