@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import load_dataset
-from transformers import TrainerCallback, set_seed
+from transformers import PrinterCallback, TrainerCallback, set_seed
 from trl import SFTConfig, SFTTrainer
 
 from cream_engine.config import TrainConfig
@@ -111,6 +111,7 @@ def train_sft(*, model_path: str, examples: list[list[dict]], sft: SftConfig,
                                            seed=seed, device=device),
                              peft_config=lora_config(train) if train.lora else None,
                              callbacks=[callback])
+        trainer.remove_callback(PrinterCallback)  # disable_tqdm=True would print every log
     if len(trainer.train_dataset) == 0:
         raise TrainingError("seed SFT: no example has a reply within [sft] max_length = "
                             f"{sft.max_length} tokens")
