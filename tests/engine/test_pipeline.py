@@ -129,9 +129,9 @@ KILL_POINTS = {
 
 
 # (generate and score kills are slow: the SIGKILL sweep, slow too, lands in those stages as
-# well; training and a half-written evaluation stay in the default suite)
+# well; training stays in the default suite, a half-written evaluation runs with the slow ones)
 @pytest.mark.parametrize("point", [
-    pytest.param(p, marks=pytest.mark.slow) if p in ("generate-0", "score-1") else p
+    pytest.param(p, marks=pytest.mark.slow) if p in ("generate-0", "score-1", "evaluate-0") else p
     for p in KILL_POINTS])
 def test_sigkill_then_resume_matches_an_uninterrupted_run(
         point: str, tiny_model_dir: Path, finished_run: Path, tmp_path: Path) -> None:

@@ -303,6 +303,7 @@ SCIR_STEP_METRICS = {"loss", "rewards/chosen", "rewards/rejected", "rewards/marg
                      "scir/l_dpo"}
 
 
+@pytest.mark.slow
 def test_run_with_method_scir_completes_two_iterations(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the engine's torch: see conftest._one_torch_thread

@@ -96,6 +96,7 @@ def test_departures_are_named_in_preset_order() -> None:
         ("sft", "enabled"), ("generate", "n"), ("train", "learning_rate")]
 
 
+@pytest.mark.slow
 def test_validate_notes_each_departure_and_still_succeeds(tmp_path: Path) -> None:
     """One validate (it measures every prompt with the tokenizer: seconds) of the cream
     preset with three values changed: three notes on stderr, the same in --json."""
@@ -116,6 +117,7 @@ def test_validate_notes_each_departure_and_still_succeeds(tmp_path: Path) -> Non
     assert f"{path}: ok (cream" in r.stderr
 
 
+@pytest.mark.slow
 def test_validate_of_a_preset_notes_nothing(tmp_path: Path) -> None:
     path, _ = _init(tmp_path, "oracle")
     r = run_cli("validate", str(path), "--set", ORACLE[0], cwd=tmp_path,
