@@ -171,6 +171,7 @@ def test_failure_model_does_not_load(tmp_path: Path, tiny_model_dir: Path) -> No
     assert run["status"] == "failed" and "\n" not in run["error"]
 
 
+@pytest.mark.slow
 def test_failure_judge_never_scores(tmp_path: Path, tiny_model_dir: Path) -> None:
     config = tiny_config(tiny_model_dir, run={"method": "srlm", "iterations": 1},
                          judge={"score_mode": "parse", "max_new_tokens": 8})
@@ -248,6 +249,7 @@ def _broken_run(home: Path, tiny_model_dir: Path) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_a_bug_is_one_line_and_its_traceback_goes_to_the_job_log(
         tmp_path: Path, tiny_model_dir: Path) -> None:
     # in the foreground (`cream run`) stderr is the user's terminal: one line there
