@@ -194,17 +194,28 @@ def restore(home: Path, settings: dict, run_id: str, artifact: Path,
 
 
 def _valid_entry(entry: Path, settings: dict) -> dict | None:
-    """The entry's record when its settings match and every file is there with its recorded
-    hash, else None."""
+    """A baseline entry's record (read_entry) when it also holds a readable baseline.json."""
+    meta = read_entry(entry, settings, "baseline.json")
+    try:
+        if meta is not None:
+            json.loads((entry / "baseline.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta
+
+
+def read_entry(entry: Path, settings: dict, needed: str) -> dict | None:
+    """A cache entry's record when its settings match, it lists `needed`, and every file is
+    there with its recorded hash; else None (written again by the caller)."""
     try:
         meta = json.loads((entry / ENTRY).read_text(encoding="utf-8"))
         files = meta["files"]
-        if meta.get("settings") != settings or "baseline.json" not in files:
+        if meta.get("settings") != settings or not any(
+                f == needed or f.startswith(needed + "/") for f in files):
             return None
         for name, sha in files.items():
             if _sha_file(entry / name) != sha:
                 return None
-        json.loads((entry / "baseline.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return meta

@@ -17,7 +17,6 @@ Heavy layer (torch and transformers only for their versions).
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from importlib.metadata import version
 from pathlib import Path
@@ -26,7 +25,13 @@ from typing import Any
 from cream_engine import paths
 from cream_engine.files import atomic_folder, one_at_a_time
 from cream_engine.seeds import seed_digest
-from cream_engine.stages.evalcache import _sha_file, _sha_json, model_digest, write_entry
+from cream_engine.stages.evalcache import (
+    _sha_file,
+    _sha_json,
+    model_digest,
+    read_entry,
+    write_entry,
+)
 
 VERSION = 1
 ENTRY = "entry.json"
@@ -73,13 +78,8 @@ def restore(home: Path, settings: dict, out_dir: Path) -> dict | None:
     """The summary of a matching entry, its model copied to `out_dir` (which appears
     complete); None when there is no usable entry."""
     entry = entry_dir(home, settings)
-    try:
-        meta = json.loads((entry / ENTRY).read_text(encoding="utf-8"))
-        if meta.get("settings") != settings or not meta.get("files"):
-            return None
-        if any(_sha_file(entry / name) != sha for name, sha in meta["files"].items()):
-            return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    meta = read_entry(entry, settings, "model")
+    if meta is None:
         return None
     with atomic_folder(out_dir) as folder:
         shutil.copytree(entry / "model", folder, dirs_exist_ok=True)
