@@ -34,7 +34,6 @@ from cream_engine.stages.evalcache import (
 )
 
 VERSION = 1
-ENTRY = "entry.json"
 CODE = ("stages/sft.py", "sft_trainer.py", "trainer.py", "seeds.py", "models.py",
         "stages/train.py")
 TRAIN_KEYS = ("dtype", "lora", "lora_rank", "lora_alpha", "warmup_ratio", "weight_decay",
