@@ -79,6 +79,11 @@ class QueueError(UsageError):
     """A queue request that cannot be done (nothing to cancel, already running…)."""
 
 
+class SlurmError(UsageError):
+    """A Slurm request refused at the door (Slurm not installed, an unknown partition): nothing
+    was submitted."""
+
+
 class ModelError(UsageError):
     """A model that cannot be used: the message names the model."""
 
@@ -91,6 +96,14 @@ class NoGpuError(CreamError):
     """A job asks for more GPUs than the machine has."""
 
     exit_code = EXIT_NO_GPU
+
+
+class SlurmResourceError(NoGpuError):
+    """Slurm can never give what a job asks (an impossible --gres, more nodes than exist)."""
+
+
+class SlurmUnreachable(CreamError):
+    """slurmctld does not answer: nothing was submitted or cancelled (exit 1, try again)."""
 
 
 # -- a run that cannot go on (exit 1): finished stages are kept, a retry resumes -------------

@@ -164,6 +164,10 @@ def _run(run_dir: Path) -> int:
         return refused.exit_code
 
     def on_signal(signum: int, frame: Any) -> None:
+        # once: a second SIGTERM (Slurm signals every process of the job, and its batch script
+        # passes the signal on too) must not interrupt the stop that records what is finished
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise Cancelled(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)

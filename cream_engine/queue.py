@@ -69,6 +69,35 @@ def _add_job(store: Store, run_id: str, *, priority: int, gpus: int | None,
     return int(cur.lastrowid)
 
 
+def add_slurm_job(store: Store, run_id: str, slurm_id: str, options: str, *, gpus: int,
+                  after_run: str | None = None, attempts: int = 0) -> int:
+    """A job submitted to Slurm (pending there): the worker never claims it; `executors.slurm`
+    mirrors Slurm's state onto it."""
+    cur = store.execute(
+        "INSERT INTO jobs (run_id, status, priority, gpus, after_run, attempts, created_at, "
+        "executor, slurm_id, slurm_state, slurm_options) "
+        "VALUES (?, 'queued', 0, ?, ?, ?, ?, 'slurm', ?, 'PENDING', ?)",
+        [run_id, gpus, after_run, attempts, time.time(), slurm_id, options])
+    return int(cur.lastrowid)
+
+
+def active_slurm_jobs(store: Store) -> list[dict]:
+    """Slurm jobs not yet ended (as last seen), oldest first."""
+    return store.query("SELECT * FROM jobs WHERE executor = 'slurm' AND status IN "
+                       "('queued', 'running') ORDER BY id")
+
+
+def set_slurm_view(store: Store, job_id: int, **fields: Any) -> None:
+    """What Slurm said of a job (state, reason, node, elapsed, and the status it maps to)."""
+    allowed = {"status", "slurm_state", "slurm_reason", "node", "elapsed_s", "started_at",
+               "ended_at", "exit_code", "polled_at", "attempts"}
+    bad = set(fields) - allowed
+    if bad:
+        raise ValueError(f"not a Slurm view field: {sorted(bad)}")
+    store.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                  [*fields.values(), job_id])
+
+
 def job_gpus(job: dict, gpus_on_machine: int) -> int:
     """GPUs a job needs: its request, or (auto, stored as -1) one when the machine has any."""
     return (1 if gpus_on_machine else 0) if job["gpus"] < 0 else job["gpus"]
@@ -107,7 +136,9 @@ def latest_jobs(store: Store, run_id: str | None = None) -> dict[str, dict]:
 
 
 def running_jobs(store: Store) -> list[dict]:
-    return store.query("SELECT * FROM jobs WHERE status = 'running' ORDER BY id")
+    """The worker's running jobs (Slurm's are Slurm's business)."""
+    return store.query("SELECT * FROM jobs WHERE status = 'running' AND executor = 'local' "
+                       "ORDER BY id")
 
 
 def running_pids(store: Store) -> dict[int, str]:
@@ -117,7 +148,8 @@ def running_pids(store: Store) -> dict[int, str]:
 
 
 def has_queued(store: Store) -> bool:
-    return bool(store.query("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1"))
+    return bool(store.query("SELECT 1 FROM jobs WHERE status = 'queued' AND executor = 'local' "
+                            "LIMIT 1"))
 
 
 def drained(store: Store) -> bool:
@@ -136,7 +168,8 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
     """A job as `cream queue ls --json` prints it."""
     keys = ("id", "run_id", "name", "method", "status", "priority", "gpus", "min_free_mem_gb",
             "after_run", "worker", "pid", "gpu_uuids", "attempts", "exit_code",
-            "created_at", "started_at", "ended_at", "cancel_requested")
+            "created_at", "started_at", "ended_at", "cancel_requested", "executor",
+            "slurm_id", "slurm_state", "slurm_reason", "node", "elapsed_s")
     out = {k: job.get(k) for k in keys}
     out["gpus"] = None if job["gpus"] < 0 else job["gpus"]
     return out
@@ -215,7 +248,8 @@ def claim_next_job(store: Store, worker: str,
     with store.immediate():
         candidates = store.query(
             "SELECT j.* FROM jobs j LEFT JOIN runs a ON a.id = j.after_run "
-            "WHERE j.status = 'queued' AND (j.after_run IS NULL OR a.status = 'done') "
+            "WHERE j.status = 'queued' AND j.executor = 'local' "
+            "AND (j.after_run IS NULL OR a.status = 'done') "
             "ORDER BY j.priority DESC, j.id")
         for job in candidates:
             if fits(job):

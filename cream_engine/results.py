@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cream_engine import paths, queue
+from cream_engine import executors, paths, queue
 from cream_engine.errors import CreamError
+from cream_engine.executors.slurm import where as slurm_where
 from cream_engine.store import Store
 
 Point = tuple[float, float]
@@ -54,6 +55,13 @@ class RunSummary:
     gpu_uuids: tuple[str, ...]     # the GPUs a running job holds
     error: str | None
     run_dir: str
+    job: dict | None = None        # the newest job (executor, Slurm id, state, reason, node)
+
+    @property
+    def slurm(self) -> str | None:
+        """Where Slurm has the job ("slurm 42 pending (Priority)", "… running on node1"),
+        None for a local job."""
+        return slurm_where(self.job)
 
     @property
     def where(self) -> str:
@@ -72,7 +80,15 @@ class RunSummary:
                 "stage": self.stage if self.stage_status == "running" else None,
                 "stage_progress": progress, "created_at": self.created_at,
                 "elapsed_s": None if self.elapsed is None else round(self.elapsed, 1),
-                "error": self.error, "run_dir": self.run_dir}
+                "error": self.error, "run_dir": self.run_dir, **self.job_json()}
+
+    def job_json(self) -> dict[str, Any]:
+        job = self.job or {}
+        out = {"executor": job.get("executor") or ("local" if job else None)}
+        if out["executor"] == "slurm":
+            out.update({k: job.get(k) for k in ("slurm_id", "slurm_state", "slurm_reason",
+                                                  "node", "elapsed_s")})
+        return out
 
 
 def run_summaries(store: Store, now: float | None = None,
@@ -128,7 +144,7 @@ def _summary(store: Store, run: dict, job: dict | None, stages: list[dict], done
         job_status=job["status"] if job else None, priority=job["priority"] if job else None,
         gpus=None if job is None or job["gpus"] < 0 else job["gpus"],
         gpu_uuids=tuple(u for u in (job["gpu_uuids"] or "").split(",") if u) if running
-        else (), error=run["error"], run_dir=str(store.run_path(run)))
+        else (), error=run["error"], run_dir=str(store.run_path(run)), job=job)
 
 
 def run_detail(store: Store, ref: str) -> dict[str, Any]:
@@ -150,6 +166,7 @@ def wait_for_runs(store: Store, ids: list[str], timeout: float | None = None, *,
     deadline = None if timeout is None else time.time() + timeout
     pending, statuses, where = set(ids), {}, {}
     while pending:
+        executors.sync(store)  # (jobs on Slurm: one squeue now and then, whoever waits)
         for run_id in sorted(pending):
             done, status = queue.run_ended(store, run_id)
             if done:

@@ -214,6 +214,15 @@ def create_run(store: Store, home: Path, config: ExperimentConfig, *,
     return run_id
 
 
+def delete_run(store: Store, home: Path, run_id: str) -> None:
+    """Undo `create_run` of a run nothing ran yet (its submission failed): its rows and folder."""
+    with store.atomic():
+        for table in ("events", "jobs", "runs"):
+            store.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run_id'}"
+                          " = ?", [run_id])
+    shutil.rmtree(paths.run_dir(home, run_id), ignore_errors=True)
+
+
 def find_resumable(store: Store, config: ExperimentConfig) -> dict | None:
     """The newest unfinished run of exactly this config (same name and resolved values)."""
     run = store.newest_run_with_config(config.run.name, config_hash(config))

@@ -107,7 +107,24 @@ def m003_stage_names(db: Any) -> None:
                        [json.dumps(summary), row["run_id"], row["iteration"]])
 
 
-MIGRATIONS = (m001_initial, m002_queue, m003_stage_names)
+def m004_executors(db: Any) -> None:
+    """Where a job runs: `local` (the worker) or `slurm` (one sbatch job), and what Slurm last
+    said of it: its job id, state, pending reason, node, elapsed time, and the sbatch options
+    (JSON) a retry submits again."""
+    db.executescript("""
+    ALTER TABLE jobs ADD COLUMN executor TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE jobs ADD COLUMN slurm_id TEXT;
+    ALTER TABLE jobs ADD COLUMN slurm_state TEXT;
+    ALTER TABLE jobs ADD COLUMN slurm_reason TEXT;
+    ALTER TABLE jobs ADD COLUMN node TEXT;
+    ALTER TABLE jobs ADD COLUMN elapsed_s REAL;
+    ALTER TABLE jobs ADD COLUMN slurm_options TEXT;
+    ALTER TABLE jobs ADD COLUMN polled_at REAL;
+    CREATE INDEX jobs_executor_status ON jobs(executor, status);
+    """)
+
+
+MIGRATIONS = (m001_initial, m002_queue, m003_stage_names, m004_executors)
 
 
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:

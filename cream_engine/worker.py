@@ -39,7 +39,7 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
-from cream_engine import paths, queue
+from cream_engine import executors, paths, queue
 from cream_engine.admission import job_refusal, note_refusal
 from cream_engine.daemon import (
     LOG_FILE,
@@ -159,6 +159,7 @@ class Worker:
         self._cancels()
         self._reap()
         self._stalls()
+        executors.sync(self.store)  # (runs on Slurm: this home's dashboards may all be closed)
         self._start_jobs(report.gpus)
 
     def _sample(self, report: Any) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cream_engine import queue
+from cream_engine import executors, queue
 from cream_engine.errors import StoreError, UsageError, disk_error
 from cream_engine.gpu import read_gpus
 from cream_engine.runs import load_checked
@@ -43,13 +43,15 @@ def submit(home: Path, config_path: str) -> str:
 
 
 def cancel(home: Path, run_id: str) -> str:
-    job = _with_store(home, lambda s: queue.cancel(s, run_id))
+    job = _with_store(home, lambda s: executors.cancel(s, run_id))
+    if job["executor"] == "slurm":
+        return f"scancel {job['slurm_id']} sent for {run_id}"
     return (f"cancel requested for {run_id}" if job["status"] == "running"
             else f"cancelled {run_id}")
 
 
 def retry(home: Path, run_id: str) -> str:
-    _with_store(home, lambda s: queue.retry(s, run_id))
+    _with_store(home, lambda s: executors.retry(s, home, run_id))
     return f"queued {run_id} to resume"
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cream_engine import compare, paths, queue, results
+from cream_engine import compare, executors, paths, queue, results
 from cream_engine.errors import StoreError
 from cream_engine.results import IterationRow, Point, RunSummary, StageRow
 from cream_engine.store import Store
@@ -136,6 +136,7 @@ class DataSource:
         store, problem = self.open()
         if store is None:
             return HomeData(problem, gpus=self.gpus.state(None, now, {}, {}))
+        executors.sync(store)  # (jobs on Slurm: one squeue per poll interval, whoever asks)
         rows = display_order(results.run_summaries(store, now))
         gpus = self.gpus.state(store, now, {r.id: r.name for r in rows},
                                queue.running_pids(store))

@@ -39,6 +39,10 @@ def print_run(d: dict, console: Console | None = None) -> None:
     console = console or Console()
     console.print(f"[bold]{d['id']}[/]  {d['method']} on {d['model']}  status {d['status']}  "
                   f"iteration {d['iteration']}/{d['iterations']}")
+    if d.get("executor") == "slurm":
+        job = {**d, "status": d["jobs"][-1]["status"] if d["jobs"] else d["status"]}
+        console.print(f"slurm job {d['slurm_id']}: {job_status({**job, 'executor': 'slurm'})}"
+                      f"  {job_where(job)}")
     if d["error"]:
         console.print(Text.assemble(("error:", "red"), f" {d['error']}"))
     table = _table("iterations")
@@ -56,14 +60,39 @@ def print_run(d: dict, console: Console | None = None) -> None:
 
 
 def print_jobs(rows: list[dict], console: Console | None = None) -> None:
+    """`cream queue ls`: a local job's GPUs and pid; a Slurm job's id, why it is pending, its
+    node and elapsed time once it runs ("unknown (slurmctld unreachable)" when Slurm cannot be
+    asked)."""
     table = _table()
-    for col in ("job", "run", "method", "status", "prio", "gpus", "pid", "started"):
+    for col in ("job", "run", "method", "status", "prio", "gpus", "where", "started"):
         table.add_column(col)
     for j in rows:
-        table.add_row(str(j["id"]), j["run_id"], j["method"], j["status"], str(j["priority"]),
-                      "auto" if j["gpus"] is None else str(j["gpus"]), str(j["pid"] or "-"),
-                      fmt.clock(j["started_at"]))
+        table.add_row(str(j["id"]), j["run_id"], j["method"], job_status(j),
+                      str(j["priority"]), "auto" if j["gpus"] is None else str(j["gpus"]),
+                      job_where(j), fmt.clock(j["started_at"]))
     (console or Console()).print(table)
+
+
+def job_status(j: dict) -> str:
+    if j.get("executor") == "slurm" and j.get("slurm_state") == "UNKNOWN":
+        return f"unknown ({j.get('slurm_reason') or '?'})"
+    return j["status"]
+
+
+def job_where(j: dict) -> str:
+    """pid 123 (local), or slurm 42 pending: Priority / slurm 42 node1 3m12s."""
+    if j.get("executor") != "slurm":
+        return f"pid {j['pid']}" if j.get("pid") else "-"
+    text = f"slurm {j['slurm_id']}"
+    if j.get("slurm_state") == "UNKNOWN":  # (the status column says why)
+        return text
+    if j["status"] == "queued" and j.get("slurm_reason"):
+        return f"{text} pending: {j['slurm_reason']}"
+    if j.get("node"):
+        text += f" {j['node']}"
+    if j["status"] == "running" and j.get("elapsed_s") is not None:
+        text += f" {fmt.duration(j['elapsed_s'])}"
+    return text
 
 
 def gpu_lines(report: Any) -> list[str]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from cream_engine import queue, results
+from cream_engine import executors, queue, results
 from cream_engine.daemon import daemon_pid
-from cream_engine.errors import EXIT_CODES_HELP, EXIT_FAILED, CreamError, NoGpuError
+from cream_engine.errors import EXIT_CODES_HELP, EXIT_FAILED, CreamError, NoGpuError, UsageError
+from cream_engine.executors import EXECUTORS, slurm
 from cream_engine.gpu import read_gpus
 from cream_tui import tables
 from cream_tui.cli.common import (
@@ -39,11 +41,42 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
                "--min-free-mem", help="GB a GPU must have free to take the job.")] = 0.0,
            after: Annotated[Optional[str], typer.Option(
                help="Start only once this run has finished.")] = None,
+           executor: Annotated[str, typer.Option(
+               help="local: this machine's worker; slurm: one sbatch job on the cluster.")]
+           = "local",
+           partition: Annotated[Optional[str], typer.Option(
+               "--partition", "-p", help="Slurm partition.")] = None,
+           gres: Annotated[Optional[str], typer.Option(
+               help="Generic resources per node, e.g. gpu:8.")] = None,
+           nodes: Annotated[Optional[int], typer.Option(
+               "--nodes", "-N", help="Nodes (training spans them).", min=1)] = None,
+           time_limit: Annotated[Optional[str], typer.Option(
+               "--time", "-t", help="Time limit, e.g. 24:00:00.")] = None,
+           account: Annotated[Optional[str], typer.Option(help="Account to charge.")] = None,
+           qos: Annotated[Optional[str], typer.Option(help="Quality of service.")] = None,
+           slurm_arg: Annotated[Optional[list[str]], typer.Option(
+               "--slurm-arg", help="Any other sbatch option, e.g. --slurm-arg=--mem=200G "
+               "(repeatable).")] = None,
            as_json: JsonOpt = False) -> None:
-    """Queue a run for the worker; prints the run id.
+    """Queue a run for the worker, or submit it to Slurm; prints the run id.
 
     Validates the config, snapshots it (and the git commit of the current folder) into
-    runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free."""
+    runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free.
+    With --executor slurm the job is one sbatch on the cluster instead (defaults for the
+    Slurm options come from [slurm] in ~/.config/cream/config.toml)."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor {executor}: must be one of {', '.join(EXECUTORS)}")
+    if executor == "slurm":
+        _submit_slurm(ctx, config, home, set_, after, as_json, slurm.SlurmOptions.from_user(
+            partition=partition, gres=gres, nodes=nodes, time=time_limit, account=account,
+            qos=qos, sbatch=tuple(slurm_arg or ())))
+        return
+    slurm_only = {"--partition": partition, "--gres": gres, "--nodes": nodes,
+                  "--time": time_limit, "--account": account, "--qos": qos,
+                  "--slurm-arg": slurm_arg}
+    given = [k for k, v in slurm_only.items() if v]
+    if given:
+        raise UsageError(f"{given[0]}: a Slurm option; add --executor slurm")
     have = len(read_gpus().gpus)
     if gpus and gpus > have:
         raise NoGpuError(f"--gpus {gpus}: this machine has {have} GPU(s)")
@@ -61,12 +94,33 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
         info("no worker is running: start one with `cream worker start`")
 
 
+def _submit_slurm(ctx: typer.Context, config: Path, home: Path | None,
+                  set_: list[str] | None, after: str | None, as_json: bool,
+                  opts: slurm.SlurmOptions) -> None:
+    """One sbatch job; checked before anything is recorded (Slurm there, the partition, the
+    resources, the config)."""
+    slurm.require_slurm()
+    cfg = checked_config(ctx, config, set_, home, gpus=opts.gpus() * (opts.nodes or 1))
+    home_dir = data_home(ctx, home)
+    store = open_store(ctx, home, create=True)
+    assert store is not None
+    run_id, slurm_id = slurm.submit(store, home_dir, cfg, opts, after=after)
+    if as_json:
+        echo_json({"run_id": run_id, "run_dir": str(home_dir / run_id), "executor": "slurm",
+                   "slurm_id": slurm_id}, indent=None)
+    else:
+        typer.echo(run_id)
+    info(f"submitted to Slurm as job {slurm_id}; `cream queue ls` shows where it is")
+
+
 @queue_app.command("ls")
 def queue_ls(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = False,
              all_: Annotated[bool, typer.Option("--all", help="Include ended jobs.")] = False
              ) -> None:
     """List queued and running jobs (with --all: ended ones too)."""
     store = open_store(ctx, home)
+    if store is not None:
+        executors.sync(store)
     rows = [queue.summary(j) for j in queue.jobs(store, include_ended=all_)] if store else []
     drained = store is not None and queue.drained(store)
     if as_json:
@@ -90,21 +144,25 @@ def queue_cancel(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
     """Cancel a run's job. A running one gets SIGTERM (its worker sends SIGKILL after the
     grace period); finished iterations stay usable and `cream queue retry` resumes."""
     store = store_with(ctx, home, run)
-    job = queue.cancel(store, run)
-    if job["status"] == "running" and wait:
+    job = executors.cancel(store, run)
+    slurm_job = job["executor"] == "slurm"
+    if wait and (job["status"] == "running" or slurm_job):
         deadline = time.time() + timeout
-        while queue.latest_job(store, job["run_id"])["status"] == "running":
+        while queue.latest_job(store, job["run_id"])["status"] in ("running", "queued"):
             if time.time() > deadline:
-                raise CreamError(f"run {job['run_id']}: still running after {timeout:.0f}s "
-                                 "(is a worker running? `cream worker status`)")
+                raise CreamError(f"run {job['run_id']}: still running after {timeout:.0f}s " +
+                                 ("(Slurm has not ended it yet: `cream queue ls`)" if slurm_job
+                                  else "(is a worker running? `cream worker status`)"))
+            executors.sync(store, min_interval=1.0)
             time.sleep(0.2)
     typer.echo(f"{job['run_id']} cancelled")
 
 
 @queue_app.command("retry")
 def queue_retry(ctx: typer.Context, run: RunArg, home: HomeOpt = None) -> None:
-    """Queue a failed or cancelled run again; it resumes from its last finished stage."""
-    typer.echo(queue.retry(store_with(ctx, home, run), run))
+    """Queue a failed or cancelled run again (a Slurm run: sbatch again); it resumes from its
+    last finished stage."""
+    typer.echo(executors.retry(store_with(ctx, home, run), data_home(ctx, home), run))
 
 
 @queue_app.command("resume")
@@ -114,7 +172,7 @@ def queue_resume(ctx: typer.Context,
                  home: HomeOpt = None) -> None:
     """Resume the queue after a drain, or (with RUN) queue a stopped run to resume."""
     if run is not None:
-        typer.echo(queue.retry(store_with(ctx, home, run), run))
+        typer.echo(executors.retry(store_with(ctx, home, run), data_home(ctx, home), run))
         return
     store = open_store(ctx, home, create=True)
     assert store is not None

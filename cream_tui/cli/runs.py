@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cream_engine import paths, results
+from cream_engine import executors, paths, results
 from cream_engine.config import ExperimentConfig, to_toml
 from cream_engine.errors import CreamError, UsageError, disk_error
 from cream_engine.files import write_atomic
@@ -113,13 +113,17 @@ def status(ctx: typer.Context,
            = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List runs, or show one run with its iterations, stages and latest metrics."""
     if run is not None:
-        detail = results.run_detail(store_with(ctx, home, run), run)
+        store = store_with(ctx, home, run)
+        executors.sync(store)
+        detail = results.run_detail(store, run)
         if as_json:
             echo_json(detail)
         else:
             tables.print_run(detail)
         return
     store = open_store(ctx, home)
+    if store is not None:
+        executors.sync(store)
     rows = results.run_summaries(store) if store else []
     if as_json:
         echo_json([r.to_json() for r in rows])

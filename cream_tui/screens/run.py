@@ -95,6 +95,8 @@ class RunScreen(PolledScreen):
             parts.append(f"it{data.last[0]} step {data.last[1]} loss "
                          f"{fmt.num(data.last[2], '{:.4f}')}")
         text.append(" · " + fmt.joined(parts))
+        if run.slurm:  # where Slurm has its job: the id, the state (why pending), the node
+            text.append(f"\n{run.slurm}", style="yellow" if run.job_status == "queued" else "")
         if run.error:
             text.append(f"\nerror: {run.error}", style="red")
         return text

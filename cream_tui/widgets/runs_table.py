@@ -36,7 +36,14 @@ def status_text(row: RunSummary) -> Text:
 
 def gpu_text(row: RunSummary, gpu_index: dict[str, int]) -> str:
     """The GPUs column: the indices a running job holds ("CPU" for none), what a queued job
-    asks for ("auto", "CPU", "2×"), "-" otherwise."""
+    asks for ("auto", "CPU", "2×"), "-" otherwise; for a job on Slurm, its node while it runs,
+    why it waits while pending ("S42 Priority"), or "S42 unknown" when Slurm cannot be asked."""
+    job = row.job or {}
+    if job.get("executor") == "slurm" and row.job_status in ("running", "queued"):
+        state = job.get("slurm_state") or ""
+        detail = ("unknown" if state == "UNKNOWN" else job.get("node") or state.lower()
+                  if row.job_status == "running" else job.get("slurm_reason") or state.lower())
+        return f"S{job.get('slurm_id')} {detail}"
     if row.job_status == "running":
         if not row.gpu_uuids:
             return "CPU"

@@ -31,7 +31,8 @@ def test_file_store_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
     s = open_store(tmp_path / "home")
     assert s.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     assert s.query("PRAGMA busy_timeout")[0]["timeout"] >= 10000
-    assert applied_migrations(s.conn) == ["m001_initial", "m002_queue", "m003_stage_names"]
+    assert applied_migrations(s.conn) == ["m001_initial", "m002_queue", "m003_stage_names",
+                                           "m004_executors"]
 
 
 def test_an_up_to_date_store_opens_without_sqlite_utils(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_an_old_home_opens_and_compares(old_home: Path) -> None:
     done = {r["id"]: r for r in rows}[DONE]
     assert done["iteration"] == 2 and done["run_dir"] == str(old_home / DONE)
     store = open_store(old_home)
-    assert applied_migrations(store.conn)[-1] == "m003_stage_names"
+    assert applied_migrations(store.conn)[-1] == "m004_executors"
     stages = {(s["iteration"], s["stage"]) for s in store.stages(DONE)}
     assert (0, "score") in stages and (0, "reward") not in stages
     assert "score" in json.loads(store.iterations(DONE)[0]["summary"])
@@ -60,7 +60,8 @@ def test_two_processes_upgrading_at_once_both_open_it(old_home: Path) -> None:
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     store = open_store(old_home)
-    assert applied_migrations(store.conn) == ["m001_initial", "m002_queue", "m003_stage_names"]
+    assert applied_migrations(store.conn) == ["m001_initial", "m002_queue", "m003_stage_names",
+                                           "m004_executors"]
 
 
 def test_the_sigkilled_run_resumes_where_it_stopped(old_home: Path) -> None:
