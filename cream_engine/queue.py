@@ -224,6 +224,9 @@ def set_priority(store: Store, ref: str, priority: int | None = None, *,
         job = latest_job(store, run["id"])
         if job is None or job["status"] != "queued":
             raise QueueError(f"run {run['id']}: only a queued job's priority can change")
+        if job["executor"] == "slurm":
+            raise QueueError(f"run {run['id']}: its job waits in Slurm's queue, whose order "
+                             f"is Slurm's (scontrol update jobid={job['slurm_id']} nice=…)")
         new = (job["priority"] if priority is None else priority) + delta
         store.execute("UPDATE jobs SET priority = ? WHERE id = ?", [new, job["id"]])
     return new

@@ -197,3 +197,11 @@ def test_slurm_error_is_usage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SlurmError, match="sbatch not found"):
         slurm.require_slurm()
+
+
+def test_a_slurm_job_priority_is_slurms(store: Store) -> None:
+    from cream_engine.errors import QueueError
+
+    _slurm_job(store)
+    with pytest.raises(QueueError, match="waits in Slurm's queue"):
+        queue.set_priority(store, "r1", 5)
