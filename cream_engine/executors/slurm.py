@@ -205,7 +205,7 @@ class SlurmJob:
     elapsed_s: float | None
 
 
-FORMAT = "%i|%T|%r|%N|%M"
+FORMAT = "%i|%T|%N|%M|%r"   # the reason last: %r may be a free-text description
 
 
 def query_jobs() -> dict[str, SlurmJob]:
@@ -219,10 +219,10 @@ def query_jobs() -> dict[str, SlurmJob]:
                                else f"squeue: {UNREACHABLE} ({line})")
     found = {}
     for line in proc.stdout.splitlines():
-        bits = line.strip().split("|")
+        bits = line.strip().split("|", 4)
         if len(bits) != 5:
             continue
-        job_id, state, reason, node, elapsed = bits
+        job_id, state, node, elapsed, reason = bits
         found[job_id] = SlurmJob(job_id, state.split()[0].rstrip("+"),
                                  None if reason in ("None", "") else reason,
                                  None if node in ("", "(null)") else node,
