@@ -158,6 +158,8 @@ class TrainConfig(Section):
                        "(ZeRO-3, needs DeepSpeed installed)", choices=STRATEGIES)
     activation_checkpointing: bool = _f(False, "recompute activations in the backward pass: "
                                         "less memory, slower steps")
+    save_every: int = _f(50, "optimizer steps between checkpoints a killed train stage resumes "
+                         "from (0 = never)", lo=0)
 
     def check(self) -> None:
         p = self.processes

@@ -3,7 +3,8 @@
 Started by `launch.run_ranks` with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR…);
 Trainer/accelerate set up the process group from it (gloo on the CPU, NCCL on GPUs). Every rank
 loads M_t and the pairs from files (an in-memory `datasets.Dataset` breaks across ranks), runs
-the same trainer, and joins in saving; rank 0 alone prints the events the engine records
+the same trainer (from the checkpoint the engine chose to resume from, if any), and joins in
+saving; rank 0 alone prints the events the engine records
 (JSON lines: metrics, progress, summary) and writes the checkpoint. A rank that fails writes
 its one-line error to `<work_dir>/rank-<r>.error` and exits 1.
 
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> int:
             out_dir=Path(spec["out_dir"]), train=TrainConfig(**spec["train"]),
             seed=spec["seed"], device=spec["device"], work_dir=work_dir,
             scir=ScirConfig(**spec["scir"]) if spec.get("scir") else None,
+            resume=Path(spec["resume"]) if spec.get("resume") else None,
             on_metrics=(lambda step, values: _emit({"metrics": [step, values]})) if lead
             else (lambda step, values: None),
             on_progress=(lambda step, total: _emit({"progress": [step, total]})) if lead

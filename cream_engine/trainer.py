@@ -40,7 +40,7 @@ from transformers.utils import logging as hf_logging
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-from cream_engine import losses
+from cream_engine import checkpoints, losses
 from cream_engine.config import ScirConfig, TrainConfig
 from cream_engine.errors import TrainingError
 from cream_engine.judges import pairwise
@@ -81,7 +81,10 @@ def dpo_args(train: TrainConfig, *, output_dir: Path, seed: int, device: str,
 
     `[train] batch_size` pairs go through the model per step of every process together: each
     of `processes` ranks takes its share, so N processes see the same pairs per optimizer
-    step, and take the same number of steps, as one (DDP averages their gradients)."""
+    step, and take the same number of steps, as one (DDP averages their gradients).
+
+    `[train] save_every` > 0: transformers' own checkpoint every that many optimizer steps
+    into `output_dir`, the newest `checkpoints.KEEP` kept (see StreamMetrics.on_save)."""
     per_device, rest = divmod(train.batch_size, processes)
     if rest or not per_device:
         raise TrainingError(f"[train] batch_size = {train.batch_size} cannot be split over "
@@ -97,6 +100,10 @@ def dpo_args(train: TrainConfig, *, output_dir: Path, seed: int, device: str,
         checkpointing = False
     elif processes > 1 and train.strategy == "deepspeed":
         sharding = {"deepspeed": zero3_config()}
+    saving: dict[str, Any] = {"save_strategy": "no"}
+    if train.save_every:
+        saving = {"save_strategy": "steps", "save_steps": train.save_every,
+                  "save_total_limit": checkpoints.KEEP}
     # (TRL turns checkpointing on by default; transformers 5.20 renamed the argument)
     renamed = "activation_checkpointing" in DPOConfig.__dataclass_fields__
     checkpoint_arg = {"activation_checkpointing" if renamed else "gradient_checkpointing":
@@ -104,7 +111,7 @@ def dpo_args(train: TrainConfig, *, output_dir: Path, seed: int, device: str,
     return DPOConfig(
         output_dir=str(output_dir), seed=seed, use_cpu=(device == "cpu"),
         bf16=precision(train, device)[1], fp16=False, **checkpoint_arg,
-        report_to="none", save_strategy="no", disable_tqdm=True,
+        report_to="none", disable_tqdm=True, **saving,
         # keep a NaN loss visible in the logs instead of replacing it by the running mean
         logging_nan_inf_filter=False,
         learning_rate=train.learning_rate, num_train_epochs=train.epochs, max_steps=max_steps,
@@ -352,10 +359,19 @@ def make_trainer(model: Any, tokenizer: Any, rows: list[dict] | Dataset, args: D
 # -- what the stage hears of training --------------------------------------------------------
 
 
+def metric_values(logs: dict | None) -> dict[str, float] | None:
+    """The metrics of one of the trainer's log dicts, None for the final summary (train_runtime,
+    train_loss, ...); also what a resumed stage replays from a checkpoint's log history."""
+    if not logs or "loss" not in logs:
+        return None
+    return {k: float(logs[k]) for k in METRIC_NAMES + SCIR_METRIC_NAMES if k in logs}
+
+
 class StreamMetrics(TrainerCallback):
-    """Streams the logged metrics and progress, and stops training at the first non-finite
-    loss (recorded in `.error`). Set its `.trainer` before training: the trainer records the
-    loss of every micro-batch, callbacks are not given it."""
+    """Streams the logged metrics and progress, stops training at the first non-finite loss
+    (recorded in `.error`) and marks each checkpoint complete once every rank has saved it.
+    Set its `.trainer` before training: the trainer records the loss of every micro-batch,
+    callbacks are not given it."""
 
     def __init__(self, on_metrics: Callable[[int, dict[str, float]], None],
                  on_progress: Callable[[int, int], None] | None) -> None:
@@ -363,25 +379,36 @@ class StreamMetrics(TrainerCallback):
         self.trainer: CreamDPOTrainer | None = None
         self.error: str | None = None
         self.last_loss: float | None = None
+        self.resumed_from = 0  # the step of the checkpoint training resumed from
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # (runs after transformers' flow callback has decided whether to save): no checkpoint
+        # of NaN weights, and none after the last step, where the stage saves the model itself
+        if state.global_step >= state.max_steps:
+            control.should_save = False
         bad = self.trainer.nonfinite_loss if self.trainer is not None else None
         if bad is not None and self.error is None:
             step, value = bad
             self.error = f"NaN loss at step {step}" + ("" if math.isnan(value)
                                                        else f" (loss = {value})")
             control.should_training_stop = True
+            control.should_save = False
             return
         if self.on_progress is not None and state.is_world_process_zero:
             self.on_progress(state.global_step, state.max_steps)
 
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # every rank has written its part (its RNG state, its shard) once all get here
+        if self.trainer is not None:
+            self.trainer.accelerator.wait_for_everyone()
+        if state.is_world_process_zero:
+            checkpoints.mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None,
                **kw: Any) -> None:
-        # skip the final summary (train_runtime, train_loss, ...) and anything after a NaN
-        if self.error is not None or not logs or "loss" not in logs:
+        values = metric_values(logs)
+        # nothing after a NaN; other ranks: the values are gathered over the ranks already
+        if values is None or self.error is not None or not state.is_world_process_zero:
             return
-        if not state.is_world_process_zero:  # the values are gathered over the ranks already
-            return
-        values = {k: float(logs[k]) for k in METRIC_NAMES + SCIR_METRIC_NAMES if k in logs}
         self.last_loss = values["loss"]
         self.on_metrics(state.global_step, values)

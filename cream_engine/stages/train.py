@@ -9,6 +9,13 @@
 Writes `iter-<t>/model` (plain safetensors, merged if LoRA, with the tokenizer), which appears
 only complete. How the step runs on TRL's `DPOTrainer` is `cream_engine/trainer.py`'s business.
 
+With `[train] save_every` the trainer checkpoints into the scratch folder
+`iter-<t>/.trainer/checkpoints` (removed once the model is written): a killed stage, started
+again, resumes from the newest complete checkpoint of the same training (`checkpoints.py`) and
+ends with the weights an uninterrupted run has. The store drops a restarted stage's metric
+rows; those of the steps up to the checkpoint are written again from its log history, the
+later ones as training logs them: each step once.
+
 Heavy layer: torch, transformers (and TRL through trainer.py).
 """
 
@@ -20,6 +27,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +37,7 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from cream_engine import losses
+from cream_engine import checkpoints, losses
 from cream_engine.config import ScirConfig, TrainConfig
 from cream_engine.errors import TrainingError
 from cream_engine.files import atomic_folder, read_jsonl, write_jsonl
@@ -52,6 +60,7 @@ from cream_engine.trainer import (
     layer_classes,
     lora_config,
     make_trainer,
+    metric_values,
     precision,
     quiet,
     rows_dataset,
@@ -78,7 +87,8 @@ def run(ctx: Any, t: int) -> dict:
         def on_metrics(step: int, values: dict[str, float]) -> None:
             ctx.store.log_metrics(ctx.run_id, t, "train", step, values)
 
-        work_dir = ctx.iter_dir(t) / ".trainer"  # TRL's scratch space; gone once trained
+        # TRL's scratch space and its checkpoints: kept across a kill, gone once trained
+        work_dir = ctx.iter_dir(t) / ".trainer"
         summary = train_dpo(policy_path=ctx.model_path(ctx.policy(t)), pairs=rows, out_dir=out_dir,
                             train=ctx.config.train, seed=ctx.seed(t, "train"),
                             device=ctx.device, on_metrics=on_metrics, on_progress=on_progress,
@@ -159,6 +169,8 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
 
     `pairs`: {"messages": prompt chat messages, "chosen": str, "rejected": str, "weight": C}
     (SCIR also reads "prompt", the request shown to the judge).
+    A complete checkpoint of this same training in `work_dir` (a killed attempt's) is resumed
+    from; `on_metrics` then first hears again the steps it had logged up to there.
     Returns {"steps", "seconds", "seconds_per_step", "final_loss", "pairs", "processes"};
     raises `TrainingError` on a NaN/inf loss (nothing is saved then)."""
     out_dir = Path(out_dir)
@@ -174,13 +186,17 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
         if scir is not None:  # tokenised here once, so every rank reads the same columns
             rows = scir_rows(pairs, rows, load_tokenizer(policy_path, work_dir),
                              train.max_length)
+        resume = resume_point(work_dir, rows=rows, train=train, seed=seed, device=device,
+                              policy_path=policy_path, scir=scir, processes=processes)
         if processes > 1:
             return _launch(policy_path=policy_path, rows=rows, out_dir=out_dir, train=train,
                            seed=seed, device=device, work_dir=work_dir, on_metrics=on_metrics,
-                           on_progress=on_progress, scir=scir, processes=processes)
+                           on_progress=on_progress, scir=scir, processes=processes,
+                           resume=resume)
         trainer, callback, seconds = _run_training(
             policy_path=policy_path, rows=rows, train=train, seed=seed, device=device,
-            work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir)
+            work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir,
+            resume=resume)
         save_trained(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
         return _summary(trainer, callback, seconds, processes=1)
 
@@ -188,22 +204,40 @@ def train_dpo(*, policy_path: str, pairs: list[dict], out_dir: Path, train: Trai
 def train_ranked(*, policy_path: str, rows_file: Path, out_dir: Path, train: TrainConfig,
                  seed: int, device: str, work_dir: Path, scir: ScirConfig | None,
                  on_metrics: Callable[[int, dict[str, float]], None],
-                 on_progress: Callable[[int, int], None] | None) -> dict:
+                 on_progress: Callable[[int, int], None] | None,
+                 resume: Path | None = None) -> dict:
     """One rank's part of `train_dpo` (`python -m cream_engine.train_rank`): the same trainer
-    on the rows file, every rank joining in the save, rank 0 writing it."""
+    on the rows file (from the checkpoint the engine chose, if any), every rank joining in the
+    save, rank 0 writing it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     trainer, callback, seconds = _run_training(
         policy_path=policy_path, rows=rows_file, train=train, seed=seed, device=device,
         work_dir=work_dir, on_metrics=on_metrics, on_progress=on_progress, scir=scir,
-        processes=world)
+        processes=world, resume=resume)
     save_trained(trainer, out_dir, lora=train.lora, dtype=save_dtype(train, device))
     return _summary(trainer, callback, seconds, processes=world)
 
 
+def resume_point(work_dir: Path, *, rows: list[dict], train: TrainConfig, seed: int,
+                 device: str, policy_path: str, scir: ScirConfig | None, processes: int
+                 ) -> Path | None:
+    """The newest complete checkpoint a killed attempt of this same training left in
+    `work_dir` (anything else there is cleared away), or None: start from M_t."""
+    key = checkpoints.training_key(rows, dataclasses.asdict(train), seed, device, policy_path,
+                                   dataclasses.asdict(scir) if scir else None, processes)
+    found = checkpoints.resume_point(work_dir / checkpoints.FOLDER, key)
+    if found is not None:
+        step, total, _ = checkpoints.logged_rows(found)
+        print(f"train: resuming from {found.name} (step {step} of {total})", file=sys.stderr,
+              flush=True)
+    return found
+
+
 def _summary(trainer: Any, callback: StreamMetrics, seconds: float, *, processes: int) -> dict:
     steps = trainer.state.global_step
+    trained = steps - callback.resumed_from  # (in this attempt)
     return {"steps": steps, "seconds": seconds,
-            "seconds_per_step": seconds / steps if steps else 0.0,
+            "seconds_per_step": seconds / trained if trained else 0.0,
             "final_loss": callback.last_loss, "pairs": len(trainer.train_dataset),
             "processes": processes}
 
@@ -212,15 +246,16 @@ def _launch(*, policy_path: str, rows: list[dict], out_dir: Path,
             train: TrainConfig, seed: int, device: str, work_dir: Path,
             on_metrics: Callable[[int, dict[str, float]], None],
             on_progress: Callable[[int, int], None] | None, scir: ScirConfig | None,
-            processes: int) -> dict:
+            processes: int, resume: Path | None) -> dict:
     """Write the rows and the spec to `work_dir`, run the ranks, record what rank 0 says."""
-    for stale in ("datasets", "trainer"):  # a killed attempt's caches are not trusted
-        shutil.rmtree(work_dir / stale, ignore_errors=True)
+    # a killed attempt's dataset caches are not trusted (its checkpoints are: resume_point)
+    shutil.rmtree(work_dir / "datasets", ignore_errors=True)
     rows_file = work_dir / "pairs.jsonl"
     write_jsonl(rows_file, rows)
     spec = {"policy_path": policy_path, "rows_file": str(rows_file), "out_dir": str(out_dir),
             "train": dataclasses.asdict(train), "seed": seed, "device": device,
-            "work_dir": str(work_dir), "scir": dataclasses.asdict(scir) if scir else None}
+            "work_dir": str(work_dir), "scir": dataclasses.asdict(scir) if scir else None,
+            "resume": str(resume) if resume else None}
     spec_file = work_dir / "spec.json"
     spec_file.write_text(json.dumps(spec), encoding="utf-8")
     summary: dict = {}
@@ -243,7 +278,7 @@ def _run_training(*, policy_path: str, rows: list[dict] | Path, train: TrainConf
                   seed: int, device: str, work_dir: Path,
                   on_metrics: Callable[[int, dict[str, float]], None],
                   on_progress: Callable[[int, int], None] | None,
-                  scir: ScirConfig | None, processes: int = 1
+                  scir: ScirConfig | None, processes: int = 1, resume: Path | None = None
                   ) -> tuple[Any, StreamMetrics, float]:
     # seeded before anything random happens: the LoRA A matrices are drawn in the trainer's
     # __init__, before Trainer seeds itself
@@ -256,18 +291,29 @@ def _run_training(*, policy_path: str, rows: list[dict] | Path, train: TrainConf
     if processes > 1 and train.strategy == "fsdp" and not classes:
         raise TrainingError(f"{type(model).__name__} names no decoder layer for FSDP to wrap "
                             "(_no_split_modules): use [train] strategy = 'ddp'")
-    args = dpo_args(train, output_dir=work_dir / "trainer", seed=seed, device=device,
+    args = dpo_args(train, output_dir=work_dir / checkpoints.FOLDER, seed=seed, device=device,
                     processes=processes, layer_classes=classes)
     use_cache = model.config.use_cache  # Trainer sets it to args.use_cache (False)
     callback = StreamMetrics(on_metrics, on_progress)
+    if resume is not None:  # the steps up to the checkpoint, streamed once more
+        step, total, logged = checkpoints.logged_rows(resume)
+        callback.resumed_from = step
+        for row in logged:
+            if (values := metric_values(row)) is not None:
+                on_metrics(int(row["step"]), values)
+                callback.last_loss = values["loss"]
+        if on_progress is not None:
+            on_progress(step, total)
     with quiet():
         dataset = rows_dataset(rows, cache_dir=work_dir / "datasets")
     trainer = make_trainer(model, tokenizer, dataset, args, callbacks=[callback],
                            peft_config=lora_config(train) if train.lora else None, scir=scir)
     callback.trainer = trainer
     started = time.perf_counter()
+    # the optimizer, scheduler, RNG states and the place in the data come back with it; the
+    # reference log-probs were computed again from M_t in make_trainer, as the first time
     with quiet():
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     seconds = time.perf_counter() - started
     if callback.error:
         raise TrainingError(callback.error)
