@@ -158,6 +158,9 @@ class TrainConfig(Section):
                        "(ZeRO-3, needs DeepSpeed installed)", choices=STRATEGIES)
     activation_checkpointing: bool = _f(False, "recompute activations in the backward pass: "
                                         "less memory, slower steps")
+    launcher: str = _f("auto", "how several processes start: local (children of the engine), "
+                       "srun (across a Slurm job's nodes) or auto (srun when the job spans "
+                       "several nodes)", choices=("auto", "local", "srun"))
     save_every: int = _f(50, "optimizer steps between checkpoints a killed train stage resumes "
                          "from (0 = never)", lo=0)
 

@@ -11,6 +11,11 @@ where torchrun would leave them waiting in a collective until a 30-minute timeou
 Rank 0 speaks to the engine in JSON lines on its stdout (metrics, progress, the summary);
 every rank that fails leaves its one-line error in `<work_dir>/rank-<r>.error`.
 
+Across the nodes of a Slurm job (`[train] launcher`: auto when the job has several nodes, or
+"srun"), one `srun` starts the ranks on every node instead: rank = SLURM_PROCID, the
+rendezvous on the first node; `--kill-on-bad-exit` stops them all when one fails, and the job's
+end (cancel, requeue) ends them with it.
+
 Heavy layer only by where it is used: standard library.
 """
 
@@ -34,11 +39,57 @@ PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback now (the rendezvous of rank 0)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free now (the rendezvous of rank 0): on the loopback, or "" for every
+    interface (ranks on other nodes connect to it)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def slurm_nodes() -> list[str]:
+    """The hosts of the Slurm job this process runs in, in allocation order; [] outside one."""
+    nodelist = os.environ.get("SLURM_JOB_NODELIST")
+    if not os.environ.get("SLURM_JOB_ID") or not nodelist:
+        return []
+    try:
+        proc = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True,
+                              text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return proc.stdout.split() if proc.returncode == 0 else []
+
+
+def slurm_node_count() -> int:
+    """Nodes of the Slurm job this process runs in (0 outside one)."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return 0
+    try:
+        return int(os.environ.get("SLURM_JOB_NUM_NODES") or os.environ.get("SLURM_NNODES")
+                   or 1)
+    except ValueError:
+        return 1
+
+
+def uses_srun(launcher: str) -> bool:
+    """Whether the ranks start with srun: asked, or auto in a Slurm job of several nodes."""
+    if launcher == "srun":
+        if not os.environ.get("SLURM_JOB_ID"):
+            raise TrainingError('[train] launcher = "srun": this run is not inside a Slurm '
+                                "job (submit it with --executor slurm)")
+        return True
+    return launcher == "auto" and slurm_node_count() > 1
+
+
+def rank_from_slurm() -> None:
+    """In a rank srun started: torchrun's variables from Slurm's task variables."""
+    if not os.environ.get("CREAM_SRUN"):
+        return
+    world = int(os.environ["SLURM_NTASKS"])
+    nodes = max(1, int(os.environ.get("SLURM_NNODES") or os.environ.get("SLURM_JOB_NUM_NODES")
+                       or 1))
+    os.environ.update(RANK=os.environ["SLURM_PROCID"], LOCAL_RANK=os.environ["SLURM_LOCALID"],
+                      WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world // nodes))
 
 
 def die_with_parent() -> None:
@@ -66,15 +117,18 @@ def rank_env(rank: int, world: int, port: int, *, threads: int | None) -> dict[s
 
 
 def run_ranks(world: int, args: list[str], work_dir: Path,
-              on_event: Callable[[dict], None], *, cpu: bool) -> None:
+              on_event: Callable[[dict], None], *, cpu: bool, launcher: str = "local") -> None:
     """Run `python -m cream_engine.train_rank *args` as `world` ranks until all end.
 
     `on_event` gets every JSON line rank 0 prints. Raises `TrainingError` (the first rank's
     error line) when a rank fails; any exception here, a cancel included, stops every rank."""
-    port = free_port()
-    threads = max(1, (os.cpu_count() or 1) // world) if cpu else None
     for old in work_dir.glob("rank-*.error"):
         old.unlink()
+    if uses_srun(launcher):
+        _srun_ranks(world, args, work_dir, on_event, cpu=cpu)
+        return
+    port = free_port()
+    threads = max(1, (os.cpu_count() or 1) // world) if cpu else None
     procs: list[subprocess.Popen] = []
     try:
         for rank in range(world):
@@ -88,6 +142,43 @@ def run_ranks(world: int, args: list[str], work_dir: Path,
     codes = [p.returncode for p in procs]
     if any(codes):
         raise TrainingError(_first_error(work_dir, codes))
+
+
+def _srun_ranks(world: int, args: list[str], work_dir: Path,
+                on_event: Callable[[dict], None], *, cpu: bool) -> None:
+    """The ranks as one srun step over the job's nodes, `world / nodes` on each."""
+    hosts = slurm_nodes()
+    if not hosts:
+        raise TrainingError("cannot read this Slurm job's nodes (scontrol show hostnames "
+                            "$SLURM_JOB_NODELIST failed)")
+    if world % len(hosts):
+        raise TrainingError(f"[train] processes = {world}: not a multiple of the job's "
+                            f"{len(hosts)} nodes")
+    per_node = world // len(hosts)
+    port = free_port("")
+    env = dict(os.environ, MASTER_ADDR=hosts[0], MASTER_PORT=str(port), PYTHONUNBUFFERED="1",
+               CREAM_SRUN="1")
+    env.pop("CREAM_PARENT_PID", None)
+    if cpu:  # CPU ranks share a node's cores
+        cores = int(os.environ.get("SLURM_CPUS_ON_NODE") or os.cpu_count() or 1)
+        env["OMP_NUM_THREADS"] = str(max(1, cores // per_node))
+    print(f"train: {world} ranks with srun on {len(hosts)} node(s) {','.join(hosts)} "
+          f"(rendezvous {hosts[0]}:{port})", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(
+        ["srun", f"--nodes={len(hosts)}", f"--ntasks={world}", f"--ntasks-per-node={per_node}",
+         "--kill-on-bad-exit=1", "--export=ALL", sys.executable, "-m",
+         "cream_engine.train_rank", *args], env=env, stdout=subprocess.PIPE)
+    try:
+        _watch([proc], on_event)
+    finally:
+        stop([proc])
+    if proc.returncode:
+        errors = [f for f in sorted(work_dir.glob("rank-*.error")) if f.read_text().strip()]
+        if errors:
+            raise TrainingError(f"{errors[0].stem.replace('-', ' ')}: "
+                                f"{errors[0].read_text().strip().splitlines()[0]}")
+        raise TrainingError(f"srun's {world} training ranks ended (exit {proc.returncode}) "
+                            "without a message; see the job log")
 
 
 def _watch(procs: list[subprocess.Popen], on_event: Callable[[dict], None]) -> None:

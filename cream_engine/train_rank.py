@@ -1,6 +1,7 @@
 """One rank of multi-process training: `python -m cream_engine.train_rank SPEC.json`.
 
-Started by `launch.run_ranks` with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR…);
+Started by `launch.run_ranks` with torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR…), or
+by srun across a Slurm job's nodes (the same variables from Slurm's, `launch.rank_from_slurm`);
 Trainer/accelerate set up the process group from it (gloo on the CPU, NCCL on GPUs). Every rank
 loads M_t and the pairs from files (an in-memory `datasets.Dataset` breaks across ranks), runs
 the same trainer (from the checkpoint the engine chose to resume from, if any), and joins in
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from cream_engine.config import ScirConfig, TrainConfig
 from cream_engine.errors import CreamError
-from cream_engine.launch import die_with_parent
+from cream_engine.launch import die_with_parent, rank_from_slurm
 
 
 def _emit(event: dict) -> None:
@@ -31,6 +32,7 @@ def _emit(event: dict) -> None:
 
 def main(argv: list[str]) -> int:
     die_with_parent()
+    rank_from_slurm()
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     rank = int(os.environ.get("RANK", "0"))
     work_dir = Path(spec["work_dir"])

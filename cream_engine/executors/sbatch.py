@@ -57,6 +57,9 @@ class SlurmOptions:
                                          ("nodes", self.nodes), ("time", self.time),
                                          ("account", self.account), ("qos", self.qos))
                if v is not None]
+        if (self.nodes or 1) > 1 and not any(a.startswith("--ntasks") for a in self.sbatch):
+            # a task per GPU on every node: the training ranks srun starts across them
+            out.append(f"--ntasks-per-node={max(self.gpus(), 1)}")
         return out + list(self.sbatch)
 
     def gpus(self) -> int:

@@ -48,7 +48,7 @@ from cream_engine.judges.pairwise import (
     request_text,
     verdict_tokens,
 )
-from cream_engine.launch import run_ranks
+from cream_engine.launch import run_ranks, slurm_node_count, uses_srun
 from cream_engine.logprobs import sequence_logprobs
 from cream_engine.methods import get_method
 from cream_engine.models import load_model, load_tokenizer
@@ -106,8 +106,11 @@ def run(ctx: Any, t: int) -> dict:
 
 
 def training_processes(train: TrainConfig, device: str) -> int:
-    """`[train] processes` for this job: `auto` is one per GPU the job was given (1 on CPU)."""
+    """`[train] processes` for this job: `auto` is one per GPU the job was given (1 on CPU),
+    on every node of a Slurm job that spans several (the ranks start with srun)."""
     gpus = torch.cuda.device_count() if device == "cuda" else 0
+    if uses_srun(train.launcher):
+        gpus *= max(1, slurm_node_count())
     if train.processes == "auto":
         return max(1, gpus)
     if gpus and train.processes > gpus:
@@ -268,7 +271,8 @@ def _launch(*, policy_path: str, rows: list[dict], out_dir: Path,
         elif "summary" in event:
             summary.update(event["summary"])
 
-    run_ranks(processes, [str(spec_file)], work_dir, on_event, cpu=(device == "cpu"))
+    run_ranks(processes, [str(spec_file)], work_dir, on_event, cpu=(device == "cpu"),
+              launcher=train.launcher)
     if not summary or not out_dir.is_dir():
         raise TrainingError(f"{processes} training processes ended without a checkpoint")
     return summary

@@ -46,6 +46,8 @@ def test_options_come_from_the_user_config_then_the_flags(tmp_path: Path,
     assert opts.resources() == ["--partition=debug", "--gres=gpu:a100:4", "--time=4:00:00",
                                 "--account=lab", "--mem=64G", "--exclusive"]
     assert SlurmOptions.from_json(opts.to_json()) == opts
+    assert SlurmOptions(nodes=2, gres="gpu:8").resources() == [  # a task per GPU per node
+        "--gres=gpu:8", "--nodes=2", "--ntasks-per-node=8"]
     user.write_text('[slurm]\npartion = "gpu"\n')
     with pytest.raises(ConfigError, match=r"config.toml: \[slurm\] partion: unknown key"):
         SlurmOptions.from_user()

@@ -198,11 +198,17 @@ def test_cancel_during_training_then_retry_resumes(on_slurm, home: Path, tmp_pat
 @pytest.mark.slow
 def test_a_requeued_job_resumes_without_duplicated_stages_or_metrics(
         on_slurm, home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Requeued once training has a checkpoint: the same job id runs again, skips the
+    finished stages, and training goes on from the checkpoint."""
     config = write_config(tmp_path / "exp.toml", tiny_model_dir,
-                          train={"epochs": 6, "learning_rate": 1e-3, "batch_size": 2})
+                          train={"epochs": 6, "learning_rate": 1e-3, "batch_size": 2,
+                                 "save_every": 2})
     run_id = submit(home, config)
     wait_for(stage_running(home, run_id, "train"))
     store = open_store(home)
+    run_dir = store.run_path(store.require_run(run_id))
+    wait_for(lambda: list(run_dir.glob("iter-0/.trainer/checkpoints/checkpoint-*/"
+                                       "cream-complete")), every=0.2)
     job = queue.latest_job(store, run_id)
     before = {s["stage"]: s["started_at"] for s in store.stages(run_id) if s["status"] == "done"}
     r = on_slurm.run("scontrol", "requeue", job["slurm_id"])
@@ -217,6 +223,7 @@ def test_a_requeued_job_resumes_without_duplicated_stages_or_metrics(
         job["slurm_id"]
     log = (store.run_path(store.require_run(run_id)) / "logs" / "job.log").read_text()
     assert "restart 0 on" in log and "restart 1 on" in log
+    assert "train: resuming from checkpoint-" in log.split("restart 1 on")[1]
     after = {s["stage"]: s["started_at"] for s in store.stages(run_id)}
     assert all(after[name] == started for name, started in before.items())
     keys = metric_keys(store, run_id)
@@ -270,3 +277,24 @@ async def test_the_dashboard_shows_a_slurm_job_its_id_and_why_it_waits(
         await wait_loaded(pilot)
         node = socket.gethostname().split(".")[0]
         assert f"slurm {slurm_id} running on {node}" in screen_text(app)
+
+
+@pytest.mark.slow
+def test_training_ranks_start_with_srun_inside_the_job(on_slurm, home: Path, tmp_path: Path,
+                                                       tiny_model_dir: Path) -> None:
+    """`[train] launcher = "srun"`: the two DDP ranks are one srun step of the job (on its one
+    node here; across nodes, the same command with --nodes K)."""
+    config = write_config(tmp_path / "exp.toml", tiny_model_dir,
+                          train={"processes": 2, "launcher": "srun", "batch_size": 2,
+                                 "epochs": 2})
+    run_id = submit(home, config, "--slurm-arg=--ntasks-per-node=2")
+    r = cli(home, "queue", "wait", run_id, "--timeout", "400", timeout=420)
+    store = open_store(home)
+    log = (store.run_path(store.require_run(run_id)) / "logs" / "job.log").read_text()
+    assert r.returncode == 0, log[-3000:]
+    node = socket.gethostname().split(".")[0]
+    assert f"train: 2 ranks with srun on 1 node(s) {node} (rendezvous {node}:" in log
+    steps = [k[2] for k in metric_keys(store, run_id) if k[1] == "train" and k[3] == "loss"]
+    assert steps == list(range(1, len(steps) + 1)) and steps
+    train = next(s for s in store.stages(run_id) if s["stage"] == "train")
+    assert json.loads(train["info"])["processes"] == 2
