@@ -10,7 +10,8 @@
    `scontrol requeue` of itself. A preempted or requeued job starts again under the same id
    and resumes where the engine stopped. Its output goes to the run's `logs/job.log`.
 3. State: `sync` asks `squeue` once for all of the user's jobs (`--states=all`: finished jobs
-   stay listed for MinJobAge) at most every `poll_seconds`, whoever asks (the dashboard,
+   stay listed for MinJobAge; `sacct` for those gone since, where accounting runs; else the
+   end the engine recorded) at most every `poll_seconds`, whoever asks (the dashboard,
    `cream queue ls`, `cream status`, the worker), and maps Slurm's state onto the job and its
    run. Slurm unreachable: the jobs show "unknown (slurmctld unreachable)", nothing changes.
 4. Cancel is `scancel`; retry submits the same script again; `--after RUN` is
@@ -285,9 +286,29 @@ def sync(store: Store, *, min_interval: float | None = None, now: float | None =
             queue.set_slurm_view(store, job["id"], slurm_state="UNKNOWN", slurm_reason=reason,
                                  polled_at=now)
         return 1
+    missing = [j["slurm_id"] for j in active if j["slurm_id"] not in seen]
+    if missing:  # purged from slurmctld's memory: accounting knows, where there is one
+        seen.update(accounting(missing))
     for job in active:
         apply(store, job, seen.get(job["slurm_id"]), now)
     return 1
+
+
+def accounting(job_ids: list[str]) -> dict[str, SlurmJob]:
+    """How jobs no longer in squeue ended, from `sacct` (one call); {} without accounting
+    (sacct needs slurmdbd) or when it does not answer."""
+    try:
+        proc = slurm_command(["sacct", "--noheader", "--parsable2", "--jobs",
+                              ",".join(job_ids), "--format=JobID,State,NodeList,Elapsed"])
+    except CreamError:
+        return {}
+    found = {}
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        bits = line.strip().split("|")
+        if len(bits) == 4 and bits[0] in job_ids:  # (not its steps: 42.batch, 42.0)
+            found[bits[0]] = SlurmJob(bits[0], bits[1].split()[0].rstrip("+"), None,
+                                      bits[2] or None, parse_elapsed(bits[3]))
+    return found
 
 
 def apply(store: Store, job: dict, seen: SlurmJob | None, now: float) -> None:

@@ -28,6 +28,7 @@ def test_batch_job_runs_and_is_reported(slurm_cluster):
     assert (fields["JobState"], fields["ExitCode"], fields["Partition"]) == ("FAILED", "3:0", "long")
 
 
+@pytest.mark.slow
 def test_controller_restart_keeps_jobs(slurm_cluster):
     c = slurm_cluster
     job = c.sbatch("--wrap", "true")

@@ -207,3 +207,25 @@ def test_a_slurm_job_priority_is_slurms(store: Store) -> None:
     _slurm_job(store)
     with pytest.raises(QueueError, match="waits in Slurm's queue"):
         queue.set_priority(store, "r1", 5)
+
+
+def test_a_job_purged_from_squeue_takes_its_end_from_sacct_where_accounting_runs(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """slurmdbd does not run here: stand-in squeue (the job no longer listed) and sacct (its
+    rows as `sacct --parsable2` prints them, steps included) on PATH."""
+    _slurm_job(store, "r1", "41")
+    _slurm_job(store, "r2", "42")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sacct").write_text("#!/bin/sh\necho \"$@\" > " + str(tmp_path / "args") +
+                                   "\nprintf '41|CANCELLED by 0|n3|00:01:10\\n41.batch|"
+                                   "CANCELLED|n3|00:01:10\\n'\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert slurm.sync(store, min_interval=0) == 1
+    assert "--jobs 41,42" in (tmp_path / "args").read_text()
+    one, two = queue.latest_job(store, "r1"), queue.latest_job(store, "r2")
+    assert (one["status"], one["slurm_state"], one["node"]) == ("cancelled", "CANCELLED", "n3")
+    assert (two["status"], two["slurm_state"]) == ("failed", "GONE")   # sacct knew nothing

@@ -76,6 +76,7 @@ def metric_keys(store: Store, run_id: str) -> list[tuple]:
     return [(m["iteration"], m["stage"], m["step"], m["name"]) for m in store.metric_rows(run_id)]
 
 
+@pytest.mark.slow
 def test_a_run_on_slurm_finishes_done_with_its_metrics_and_node(on_slurm, home: Path,
                                                                  tmp_path: Path,
                                                                  tiny_model_dir: Path) -> None:

@@ -180,6 +180,7 @@ def test_two_processes_resume_like_one(strategy: str, whole, tiny_model_dir: Pat
 # -- the engine killed with SIGKILL during training ------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_sigkilled_train_stage_resumes_from_its_last_checkpoint(
         tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # one torch thread in the engine, as in this process: on 2 busy cores two threads ran
