@@ -98,8 +98,7 @@ def batch_script(run_dir: Path, home: Path, name: str, opts: SlurmOptions) -> st
         "# finished stage (and a train stage from its last checkpoint), so a requeue or a",
         "# preemption loses little; cancel with `cream queue cancel`",
         *opts.setup,
-        (f"export CREAM_HOME={shlex.quote(str(home))} CREAM_EXECUTOR=slurm "
-         "PYTHONUNBUFFERED=1"),
+        f"export CREAM_HOME={shlex.quote(str(home))} PYTHONUNBUFFERED=1",
         ('echo "== slurm job ${SLURM_JOB_ID} restart ${SLURM_RESTART_COUNT:-0} on $(hostname)'
          ' at $(date \'+%Y-%m-%d %H:%M:%S\') =="'),
         f"{engine} &",

@@ -356,7 +356,7 @@ def _finish(store: Store, job: dict, status: str, state: str, error: str | None,
         run = store.get_run(job["run_id"])
         if run and (run["status"] != status or status != "done"):
             store.set_run_status(job["run_id"], status, error=error)
-        store.add_event(f"run.{status}" if status != "done" else "run.done",
+        store.add_event(f"job.{status}",  # (the engine adds run.done itself)
                         f"run {job['run_id']}: Slurm job {job['slurm_id']} {state.lower()}",
                         run_id=job["run_id"])
 

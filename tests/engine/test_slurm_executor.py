@@ -72,7 +72,7 @@ def test_the_batch_script_is_valid_bash_with_requeue_and_the_warning(tmp_path: P
     first_command = next(i for i, ln in enumerate(lines[1:], 1) if not ln.startswith("#"))
     assert all(not ln.startswith("#SBATCH") for ln in lines[first_command:])
     assert "'/opt/py env/bin/python' -m cream_engine run" in text
-    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+    assert subprocess.run(["bash", "-n"], input=text, text=True, check=False).returncode == 0
 
 
 def test_the_script_stops_the_engine_on_the_warning_and_requeues(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_what_squeue_says_is_mirrored_onto_the_job_and_its_run(store: Store) -> 
     job = queue.latest_job(store, "r1")
     assert (job["status"], job["ended_at"]) == ("failed", 130)
     assert store.get_run("r1")["error"] == "Slurm: timeout (TimeLimit)"
-    assert [e["kind"] for e in store.events("r1")][:3] == ["run.failed", "job.queued",
+    assert [e["kind"] for e in store.events("r1")][:3] == ["job.failed", "job.queued",
                                                           "job.running"]
 
 
