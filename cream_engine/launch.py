@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cream_engine.errors import TrainingError
@@ -173,11 +173,8 @@ def _srun_ranks(world: int, args: list[str], work_dir: Path,
     finally:
         stop([proc])
     if proc.returncode:
-        errors = [f for f in sorted(work_dir.glob("rank-*.error")) if f.read_text().strip()]
-        if errors:
-            raise TrainingError(f"{errors[0].stem.replace('-', ' ')}: "
-                                f"{errors[0].read_text().strip().splitlines()[0]}")
-        raise TrainingError(f"srun's {world} training ranks ended (exit {proc.returncode}) "
+        raise TrainingError(_rank_error(work_dir, range(world), world) or
+                            f"srun's {world} training ranks ended (exit {proc.returncode}) "
                             "without a message; see the job log")
 
 
@@ -237,13 +234,21 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 def _first_error(work_dir: Path, codes: list[int | None]) -> str:
     """The error line of the lowest failed rank that left one, else which rank died how."""
-    for rank, code in enumerate(codes):
-        path = work_dir / f"rank-{rank}.error"
-        if code and path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace").strip()
-            if text:
-                return text if len(codes) == 1 else f"rank {rank}: {text}"
+    found = _rank_error(work_dir, [r for r, code in enumerate(codes) if code], len(codes))
+    if found:
+        return found
     rank, code = next((r, c) for r, c in enumerate(codes) if c)
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
     return (f"training rank {rank} of {len(codes)} ended ({how}) without a message; "
             "see the job log")
+
+
+def _rank_error(work_dir: Path, ranks: Iterable[int], world: int) -> str | None:
+    """The one-line error the lowest of `ranks` left in `<work_dir>/rank-<r>.error`, if any."""
+    for rank in ranks:
+        path = work_dir / f"rank-{rank}.error"
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return text if world == 1 else f"rank {rank}: {text}"
+    return None

@@ -15,9 +15,10 @@
 Every stage writes its artifact (`paths.ARTIFACTS`) under `iter-<t>/` atomically, then marks
 itself done in the store. A restarted run skips the stages that are done (and whose artifact is
 there) and starts the unfinished one again from scratch, except training, which resumes from
-its last checkpoint (`[train] save_every`), each step's metrics written once. A full disk (or one that turned read-only) ends the run with one line naming the
-path and what to free: the artifact being written is dropped whole, the finished ones and the
-store stay as they were, and the same command resumes once there is room.
+its last checkpoint (`[train] save_every`), each step's metrics written once. A full disk (or
+one that turned read-only) ends the run with one line naming the path and what to free: the
+artifact being written is dropped whole, the finished ones and the store stay as they were,
+and the same command resumes once there is room.
 """
 
 from __future__ import annotations

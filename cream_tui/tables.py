@@ -39,10 +39,9 @@ def print_run(d: dict, console: Console | None = None) -> None:
     console = console or Console()
     console.print(f"[bold]{d['id']}[/]  {d['method']} on {d['model']}  status {d['status']}  "
                   f"iteration {d['iteration']}/{d['iterations']}")
-    if d.get("executor") == "slurm":
-        job = {**d, "status": d["jobs"][-1]["status"] if d["jobs"] else d["status"]}
-        console.print(f"slurm job {d['slurm_id']}: {job_status({**job, 'executor': 'slurm'})}"
-                      f"  {job_where(job)}")
+    if d.get("executor") == "slurm":  # (the newest job is the one on Slurm)
+        job = d["jobs"][-1]
+        console.print(f"slurm job {job['slurm_id']}: {job_status(job)}  {job_where(job)}")
     if d["error"]:
         console.print(Text.assemble(("error:", "red"), f" {d['error']}"))
     table = _table("iterations")

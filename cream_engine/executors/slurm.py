@@ -102,8 +102,7 @@ def check_request(opts: SlurmOptions) -> None:
     """`sbatch --test-only` of the resources asked: refused here, nothing is submitted."""
     proc = slurm_command(["sbatch", "--test-only", *opts.resources(), "--wrap=true"])
     if proc.returncode != 0:
-        raise _refusal(proc, "sbatch " + " ".join(opts.resources()) if opts.resources()
-                       else "sbatch")
+        raise _refusal(proc, " ".join(["sbatch", *opts.resources()]))
 
 
 # -- submitting --------------------------------------------------------------------------------
@@ -139,7 +138,7 @@ def submit(store: Store, home: Path, config: ExperimentConfig, opts: SlurmOption
     check_request(opts)
     run_id = create_run(store, home, config, status="queued", cwd=cwd)
     try:
-        slurm_id = _sbatch(store, home, run_id, config.run.name, opts, depend)
+        slurm_id = _sbatch(home, run_id, config.run.name, opts, depend)
         queue.add_slurm_job(store, run_id, slurm_id, opts.to_json(), gpus=opts.gpus(),
                             after_run=after_id)
     except BaseException:
@@ -150,8 +149,7 @@ def submit(store: Store, home: Path, config: ExperimentConfig, opts: SlurmOption
     return run_id, slurm_id
 
 
-def _sbatch(store: Store, home: Path, run_id: str, name: str, opts: SlurmOptions,
-            extra: list[str]) -> str:
+def _sbatch(home: Path, run_id: str, name: str, opts: SlurmOptions, extra: list[str]) -> str:
     run_dir = paths.run_dir(home, run_id)
     script = run_dir / "slurm" / SCRIPT
     script.parent.mkdir(parents=True, exist_ok=True)
@@ -172,12 +170,11 @@ def resubmit(store: Store, home: Path, job: dict) -> str:
         raise QueueError(f"run {run['id']}: already {latest['status']}")
     if run["status"] == "done":
         raise QueueError(f"run {run['id']}: already done")
-    slurm_id = _sbatch(store, home, run["id"], run["name"], opts, [])
+    slurm_id = _sbatch(home, run["id"], run["name"], opts, [])
     with store.atomic():
         queue.add_slurm_job(store, run["id"], slurm_id, job["slurm_options"],
                             gpus=opts.gpus(), attempts=job["attempts"] or 0)
-        store.execute("UPDATE runs SET status = 'queued', error = NULL, ended_at = NULL "
-                      "WHERE id = ?", [run["id"]])
+        store.set_run_status(run["id"], "queued")
     store.add_event("job.queued", f"run {run['id']} resubmitted to Slurm as job {slurm_id}",
                     run_id=run["id"])
     return slurm_id
@@ -224,11 +221,16 @@ def query_jobs() -> dict[str, SlurmJob]:
         if len(bits) != 5:
             continue
         job_id, state, node, elapsed, reason = bits
-        found[job_id] = SlurmJob(job_id, state.split()[0].rstrip("+"),
+        found[job_id] = SlurmJob(job_id, _state(state),
                                  None if reason in ("None", "") else reason,
                                  None if node in ("", "(null)") else node,
                                  parse_elapsed(elapsed))
     return found
+
+
+def _state(text: str) -> str:
+    """A job state as squeue and sacct print it ("CANCELLED by 0", "RUNNING+"): the name."""
+    return text.split()[0].rstrip("+")
 
 
 def parse_elapsed(text: str) -> float | None:
@@ -306,7 +308,7 @@ def accounting(job_ids: list[str]) -> dict[str, SlurmJob]:
     for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
         bits = line.strip().split("|")
         if len(bits) == 4 and bits[0] in job_ids:  # (not its steps: 42.batch, 42.0)
-            found[bits[0]] = SlurmJob(bits[0], bits[1].split()[0].rstrip("+"), None,
+            found[bits[0]] = SlurmJob(bits[0], _state(bits[1]), None,
                                       bits[2] or None, parse_elapsed(bits[3]))
     return found
 
@@ -319,7 +321,7 @@ def apply(store: Store, job: dict, seen: SlurmJob | None, now: float) -> None:
         status = ended or "failed"
         error = None if status == "done" else run.get("error") or (
             f"Slurm job {job['slurm_id']} left the queue without a recorded end")
-        _finish(store, job, status, "GONE", error, now)
+        _finish(store, job, status, error, {"slurm_state": "GONE"}, now)
         return
     status = status_of(seen.state)
     fields: dict[str, Any] = {"slurm_state": seen.state, "slurm_reason": seen.reason,
@@ -342,17 +344,18 @@ def apply(store: Store, job: dict, seen: SlurmJob | None, now: float) -> None:
                                    else f" ({seen.reason})" if seen.reason else ""),
                                 run_id=job["run_id"])
         return
-    queue.set_slurm_view(store, job["id"], **fields)
     error = None if status == "done" else run.get("error") if run.get("status") == status \
         else f"Slurm: {seen.state.lower()}" + (f" ({seen.reason})" if seen.reason else "")
-    _finish(store, job, status, seen.state, error, now)
+    _finish(store, job, status, error, fields, now)
 
 
-def _finish(store: Store, job: dict, status: str, state: str, error: str | None,
+def _finish(store: Store, job: dict, status: str, error: str | None, fields: dict[str, Any],
             now: float) -> None:
+    """An ended job (with what Slurm last said of it, `fields`) and its run."""
+    state = fields["slurm_state"]
     with store.atomic():
-        queue.set_slurm_view(store, job["id"], status=status, slurm_state=state,
-                             ended_at=now, polled_at=now)
+        queue.set_slurm_view(store, job["id"], **{**fields, "status": status, "ended_at": now,
+                                                  "polled_at": now})
         run = store.get_run(job["run_id"])
         if run and (run["status"] != status or status != "done"):
             store.set_run_status(job["run_id"], status, error=error)

@@ -41,8 +41,12 @@ def gpu_text(row: RunSummary, gpu_index: dict[str, int]) -> str:
     job = row.job or {}
     if job.get("executor") == "slurm" and row.job_status in ("running", "queued"):
         state = job.get("slurm_state") or ""
-        detail = ("unknown" if state == "UNKNOWN" else job.get("node") or state.lower()
-                  if row.job_status == "running" else job.get("slurm_reason") or state.lower())
+        if state == "UNKNOWN":
+            detail = "unknown"
+        elif row.job_status == "running":
+            detail = job.get("node") or state.lower()
+        else:
+            detail = job.get("slurm_reason") or state.lower()
         return f"S{job.get('slurm_id')} {detail}"
     if row.job_status == "running":
         if not row.gpu_uuids:
