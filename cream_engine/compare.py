@@ -97,13 +97,23 @@ def compare(store: Store, refs: list[str]) -> dict:
                   "rows": [row for r in runs for row in model_rows(store, r)]})
 
 
-def evaluation_lines(store: Store, runs: list[dict], names: list[str]
+def run_part(store: Store, run: dict) -> dict[str, Any]:
+    """What the compare screen needs of one run, as plain JSON values (the run may live on
+    another box and come over its feed): its id, name and config, the mean τ per iteration,
+    the evaluation of each model M_k."""
+    return {"id": run["id"], "name": run["name"], "config_toml": run["config_toml"],
+            "tau": [[float(i["iteration"]), i["mean_tau"]] for i in store.iterations(run["id"])
+                    if i["mean_tau"] is not None],
+            "evaluations": {str(k): dict(evaluation_leaves(ev))
+                            for k, ev in evaluations_by_model(store, run["id"]).items()}}
+
+
+def evaluation_lines(parts: list[dict], names: list[str]
                      ) -> tuple[tuple[str, tuple[tuple[str, tuple[Point, ...]], ...]], ...]:
-    """Every evaluation metric the runs have, headline first: (key, ((label, ((k, value),
-    …)), …)), one line per run over its models M_k."""
-    per_run = [(label, {k: dict(evaluation_leaves(ev))
-                        for k, ev in evaluations_by_model(store, r["id"]).items()})
-               for label, r in zip(names, runs)]
+    """Every evaluation metric the runs (`run_part`s) have, headline first: (key, ((label,
+    ((k, value), …)), …)), one line per run over its models M_k."""
+    per_run = [(label, {int(k): ev for k, ev in part["evaluations"].items()})
+               for label, part in zip(names, parts)]
     keys = sorted({k for _, per in per_run for ev in per.values() for k in ev
                    if not k.endswith(".n")})  # item counts are not results
     first = headline_key(keys)
@@ -111,14 +121,12 @@ def evaluation_lines(store: Store, runs: list[dict], names: list[str]
         (k for k in keys if k != first),
         key=lambda k: (next((i for i, m in enumerate(HEADLINE) if k.endswith(m)),
                             len(HEADLINE)), k))
-    return tuple((key, tuple((label, tuple((float(k), ev[key]) for k, ev in per.items()
+    return tuple((key, tuple((label, tuple((float(k), ev[key]) for k, ev in sorted(per.items())
                                            if key in ev))
                              for label, per in per_run)) for key in ordered)
 
 
-def tau_lines(store: Store, runs: list[dict], names: list[str]
-              ) -> tuple[tuple[str, tuple[Point, ...]], ...]:
-    """Mean τ per iteration, one line per run."""
-    return tuple((label, tuple((float(i["iteration"]), i["mean_tau"])
-                               for i in store.iterations(r["id"]) if i["mean_tau"] is not None))
-                 for label, r in zip(names, runs))
+def tau_lines(parts: list[dict], names: list[str]) -> tuple[tuple[str, tuple[Point, ...]], ...]:
+    """Mean τ per iteration, one line per run (`run_part`s)."""
+    return tuple((label, tuple((float(x), tau) for x, tau in part["tau"]))
+                 for label, part in zip(names, parts))

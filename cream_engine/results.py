@@ -56,6 +56,7 @@ class RunSummary:
     error: str | None
     run_dir: str
     job: dict | None = None        # the newest job (executor, Slurm id, state, reason, node)
+    host: str | None = None        # the box it lives on, in a dashboard over several
 
     @property
     def slurm(self) -> str | None:

@@ -14,6 +14,11 @@
     signal_seconds = 120         # the warning before the time limit (graceful stop, requeue)
     poll_seconds = 5             # one squeue for all jobs at most this often
 
+    [hosts.gpu1]                 # other boxes: `cream tui` shows them, `--host gpu1` reaches one
+    ssh = "me@gpu1.lab"          # the ssh destination [default: the name]
+    venv = "~/venvs/cream"       # or: command = "~/bin/cream" (the cream run there)
+    home = "/data/cream-runs"    # its data home [default: that side's $CREAM_HOME or ./runs]
+
 Unknown keys are refused with the file and key named, as in an experiment config.
 
 Light layer: standard library only.
@@ -27,6 +32,7 @@ from typing import Any
 
 import tomllib
 
+from cream_engine import hosts
 from cream_engine.errors import ConfigError
 
 ENV = "CREAM_USER_CONFIG"
@@ -86,6 +92,14 @@ def slurm_defaults() -> dict[str, Any]:
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{path}: [slurm] {key}: every item must be a string")
     return dict(table)
+
+
+def host_specs() -> dict[str, hosts.HostSpec]:
+    """The [hosts] table, checked key by key: name -> how to reach it."""
+    table = user_config().get("hosts", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{user_config_path()}: [hosts] must be a table")
+    return hosts.configured(table, str(user_config_path()))
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cream_engine import executors, queue
+from cream_engine import compare, executors, queue
 from cream_engine.errors import StoreError, UsageError, disk_error
 from cream_engine.gpu import read_gpus
 from cream_engine.runs import load_checked
@@ -68,3 +68,18 @@ def toggle_drain(home: Path) -> str:
 
     return ("queue drained: running jobs finish, nothing new starts (d resumes)"
             if _with_store(home, toggle) else "queue resumed")
+
+
+def compare_parts(home: Path, refs: list[str]) -> list[dict]:
+    """What the compare screen needs of these runs (`compare.run_part`), for a dashboard on
+    another box."""
+    def parts(store: Store) -> list[dict]:
+        return [compare.run_part(store, run) for run in compare.find_runs(store, refs)]
+
+    return _with_store(home, parts)
+
+
+# the actions a dashboard on another box may ask of this one's feed, by name
+BY_NAME: dict[str, Callable[..., str]] = {
+    "submit": submit, "cancel": cancel, "retry": retry, "priority": change_priority,
+    "drain": toggle_drain}

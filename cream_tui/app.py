@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ from textual.worker import get_current_worker
 from cream_engine import paths
 from cream_engine.errors import CreamError
 from cream_engine.gpu import read_gpus
+from cream_engine.hosts import HostLink, HostSpec
 from cream_tui.data import DataSource
 from cream_tui.messages import Notice, OpenCompare, OpenRun, Polled, QueueAction
+from cream_tui.remote import MultiSource
 from cream_tui.screens.base import PolledScreen
 from cream_tui.screens.compare import CompareScreen
 from cream_tui.screens.gpus import GpuScreen
@@ -47,20 +49,35 @@ class CreamApp(App):
 
     def __init__(self, home: Path, run: str | None = None, *,
                  clock: Callable[[], float] = time.time, poll_s: float = 1.0,
-                 gpu_reader: Callable[[], Any] | None = None):
+                 gpu_reader: Callable[[], Any] | None = None,
+                 hosts: Sequence[HostSpec | None] = ()):
+        """`hosts`: a dashboard over several boxes (None in it: this box's data home)."""
         super().__init__()
         self.home = home
         self.initial_run = run
         self.clock = clock
         self.poll_s = poll_s
-        self.source = DataSource(home, gpu_reader or read_gpus)
+        local = DataSource(home, gpu_reader or read_gpus)
+        self.source: DataSource | MultiSource = local
+        if hosts:
+            self.source = MultiSource(local if None in hosts else None,
+                                      [HostLink(h, poll_s=poll_s, gpu_s=max(poll_s, 1.0))
+                                       for h in hosts if h is not None])
         self.poll_target: PolledScreen | None = None
         self._wake = threading.Event()
         self._stopping = False
         self.polls = 0          # finished polls (tests wait on it)
 
+    @property
+    def multi(self) -> bool:
+        """Several boxes: a host column, a GPU strip per host, actions routed by host."""
+        return isinstance(self.source, MultiSource)
+
     def on_mount(self) -> None:
         self.sub_title = str(self.home)
+        if isinstance(self.source, MultiSource):
+            self.sub_title = " · ".join(self.source.names)
+            self.source.start()
         why = paths.read_only_reason(self.home)
         if why is not None:  # reads work as ever; queue actions say why they cannot
             self.title = f"{self.TITLE} [read-only]"
@@ -121,13 +138,14 @@ class CreamApp(App):
 
     @on(QueueAction)
     def _queue_action(self, message: QueueAction) -> None:
-        self.queue_action(message.fn, *message.args)
+        self.queue_action(message.name, message.host, *message.args)
 
     @work(thread=True, group="actions")
-    def queue_action(self, fn: Callable[..., str], *args: Any) -> None:
-        """Run a queue action off the UI thread; its one-line result becomes a notice."""
+    def queue_action(self, name: str, host: str | None, *args: Any) -> None:
+        """Run a queue action off the UI thread, on the box it is for; its one-line result
+        becomes a notice."""
         try:
-            self.post_message(Notice(fn(self.home, *args)))
+            self.post_message(Notice(self.source.act(host, name, *args)))
         except CreamError as e:
             self.post_message(Notice(e.line, "error"))
         except Exception as e:  # noqa: BLE001 - a notice, never a traceback over the UI
@@ -162,15 +180,17 @@ class CreamApp(App):
             self.push_screen(HelpScreen())
 
 
-def run_app(home: Path, run: str | None = None, poll_s: float | None = None) -> int:
-    """Open the dashboard (what `cream tui` and `cream-tui` call). The poll interval comes from
-    `poll_s`, else `$CREAM_TUI_POLL_S`, else one second."""
+def run_app(home: Path, run: str | None = None, poll_s: float | None = None,
+            hosts: Sequence[HostSpec | None] = ()) -> int:
+    """Open the dashboard (what `cream tui` and `cream-tui` call), over several boxes when
+    `hosts` names them. The poll interval comes from `poll_s`, else `$CREAM_TUI_POLL_S`, else
+    one second."""
     if poll_s is None:
         try:
             poll_s = float(os.environ.get(POLL_ENV) or 1.0)
         except ValueError:
             poll_s = 1.0
-    CreamApp(home, run, poll_s=max(poll_s, 0.1)).run()
+    CreamApp(home, run, poll_s=max(poll_s, 0.1), hosts=hosts).run()
     return 0
 
 

@@ -20,6 +20,7 @@ from cream_engine import compare, executors, paths, queue, results
 from cream_engine.errors import StoreError
 from cream_engine.results import IterationRow, Point, RunSummary, StageRow
 from cream_engine.store import Store
+from cream_tui import actions
 from cream_tui import format as fmt
 from cream_tui.gpu_history import GpuHistory, GpuState
 from cream_tui.series import RunSeries
@@ -38,11 +39,37 @@ def empty_message(home: Path) -> str:
 
 
 @dataclass(frozen=True)
+class HostView:
+    """One box in a dashboard over several: how its link is, and its GPUs."""
+    name: str
+    state: str                   # local, up, slow, connecting, down, mismatch
+    line: str                    # the state in words ("ssh gpu1: Connection refused")
+    gpus: GpuState = field(default_factory=GpuState)
+    drained: bool = False
+    runs: int = 0
+
+
+@dataclass(frozen=True)
 class HomeData:
     problem: str | None          # the empty state or an error, shown instead of the table
     runs: tuple[RunSummary, ...] = ()
     drained: bool = False
     gpus: GpuState = field(default_factory=GpuState)
+    hosts: tuple[HostView, ...] = ()   # several boxes: each one's state and GPUs
+
+
+HOST_SEP = "::"  # a run's key in a dashboard over several boxes: "host::run-id"
+
+
+def run_key(row: RunSummary) -> str:
+    """What the screens call a run: its id, or host::id when it lives on a named box."""
+    return f"{row.host}{HOST_SEP}{row.id}" if row.host else row.id
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    """(host or None, run ref) of a key from `run_key`."""
+    host, sep, ref = key.partition(HOST_SEP)
+    return (host, ref) if sep else (None, key)
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,10 @@ class DataSource:
     def close(self) -> None:
         self.reset()
 
+    def act(self, host: str | None, name: str, *args: object) -> str:
+        """A queue action (`actions.BY_NAME`) on this home; its one line."""
+        return actions.BY_NAME[name](self.home, *args)
+
     # -- home ----------------------------------------------------------------------------
 
     def home_data(self, now: float) -> HomeData:
@@ -204,11 +235,15 @@ class DataSource:
         missing = [r for r, run in zip(refs, found) if run is None]
         if missing:
             return CompareData(f"No such run: {', '.join(missing)}")
-        runs = [run for run in found if run is not None]
-        names = compare.labels(runs)
-        diff = compare.config_diff([compare.parse_config(r["config_toml"]) for r in runs])
-        return CompareData(None, tuple(names),
-                           tuple((key, tuple(fmt.config_value(v) for v in values))
-                                 for key, values in diff.items()),
-                           compare.tau_lines(store, runs, names),
-                           compare.evaluation_lines(store, runs, names))
+        return compare_from_parts([compare.run_part(store, run) for run in found
+                                   if run is not None])
+
+
+def compare_from_parts(parts: list[dict]) -> CompareData:
+    """The compare screen's value from `compare.run_part`s (of one box, or of several)."""
+    names = compare.labels(parts)
+    diff = compare.config_diff([compare.parse_config(p["config_toml"]) for p in parts])
+    return CompareData(None, tuple(names),
+                       tuple((key, tuple(fmt.config_value(v) for v in values))
+                             for key, values in diff.items()),
+                       compare.tau_lines(parts, names), compare.evaluation_lines(parts, names))

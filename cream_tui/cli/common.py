@@ -5,12 +5,13 @@ and exits with its code)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from cream_engine import paths
+from cream_engine import hosts, paths, userconfig
 from cream_engine.config import ExperimentConfig
 from cream_engine.errors import RunNotFound
 from cream_engine.runs import load_checked
@@ -24,6 +25,11 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
     "--set", help="Override a config value: section.key=value (repeatable).")]
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment TOML file.")]
 RunArg = Annotated[str, typer.Argument(help="Run id, id prefix or name.")]
+HostOpt = Annotated[Optional[str], typer.Option(
+    "--host", help="Run this on another box over ssh: a host named in the user config "
+    "(~/.config/cream/config.toml), or any ssh destination; its own data home, and paths "
+    "are paths there.",
+    show_default=False)]
 
 # the data home of the command being run (set by the root callback; `main` writes a crash
 # log there), and the note `main` prints once a command that read a read-only home succeeded
@@ -81,3 +87,30 @@ def store_with(ctx: typer.Context, home: Path | None, ref: str) -> Store:
     return store
 
 
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def without_host(argv: list[str]) -> list[str]:
+    """The command line without its `--host NAME` (or `--host=NAME`)."""
+    out, skip = [], False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+        elif word == "--host" and i + 1 < len(argv):
+            skip = True
+        elif not word.startswith("--host="):
+            out.append(word)
+    return out
+
+
+def on_host(host: str | None, *, tty: bool = False) -> None:
+    """With `--host`: run this very command on that box (`cream ARGS` over ssh, its output
+    and exit code passed through) and exit; `--host local` and none: nothing."""
+    if host is None:
+        return
+    spec = hosts.resolve(host, userconfig.host_specs())
+    if spec is not None:
+        raise typer.Exit(hosts.forward(spec, without_host(sys.argv[1:]), tty=tty))

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from cream_engine import hosts, userconfig
 from cream_tui.cli.common import HomeOpt, data_home
 
 
@@ -24,8 +25,37 @@ def demo(ctx: typer.Context, home: HomeOpt = None,
 
 def tui(ctx: typer.Context, home: HomeOpt = None,
         run: Annotated[Optional[str], typer.Option("--run", help="Open this run directly.")]
-        = None) -> None:
-    """Open the dashboard (also `cream-tui`). Over SSH: `ssh -t host cream tui`."""
+        = None,
+        host: Annotated[Optional[list[str]], typer.Option(
+            "--host", help="Show this box too (repeatable): a host named in the user config, "
+            "an ssh destination, or `local` for this data home. [default: local and every "
+            "configured host]", show_default=False)] = None) -> None:
+    """Open the dashboard (also `cream-tui`), over several boxes when there are hosts.
+
+    Each other box is read through your own `ssh` (your ~/.ssh/config, agent, ProxyJump,
+    ControlMaster): one `ssh HOST cream feed` per host, kept open; no port is opened
+    anywhere. On one box only, over SSH: `ssh -t host cream tui`."""
     from cream_tui.app import run_app  # textual only when the dashboard opens
 
-    raise typer.Exit(run_app(data_home(ctx, home), run))
+    known = userconfig.host_specs()
+    names = list(host or ([hosts.LOCAL, *known] if known else []))
+    specs = [hosts.resolve(n, known) for n in dict.fromkeys(names)]
+    if specs == [None]:  # (only this box: the dashboard over one data home)
+        specs = []
+    raise typer.Exit(run_app(data_home(ctx, home), run, hosts=specs))
+
+
+def feed(ctx: typer.Context, home: HomeOpt = None,
+         poll: Annotated[float, typer.Option(
+             help="Seconds between reads of the store.", min=0.1)] = 1.0,
+         gpu_every: Annotated[float, typer.Option(
+             "--gpu-every", help="Seconds between GPU readings sent.", min=0.1)] = 1.0
+         ) -> None:
+    """Stream this data home as JSON lines on stdout, reading requests on stdin: what a
+    dashboard on another box runs here over ssh (`cream tui --host`). Not for people.
+
+    It sends the runs that changed, GPU readings at a fixed rate and a heartbeat, and ends
+    when stdin closes."""
+    from cream_tui.feed import serve
+
+    raise typer.Exit(serve(data_home(ctx, home), poll, gpu_every))

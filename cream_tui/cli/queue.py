@@ -15,6 +15,7 @@ from cream_engine.executors import EXECUTORS, slurm
 from cream_engine.gpu import read_gpus
 from cream_tui import tables
 from cream_tui.cli.common import (
+    HostOpt,
     ConfigArg,
     HomeOpt,
     JsonOpt,
@@ -24,6 +25,7 @@ from cream_tui.cli.common import (
     data_home,
     echo_json,
     info,
+    on_host,
     open_store,
     store_with,
 )
@@ -57,13 +59,14 @@ def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: Se
            slurm_arg: Annotated[Optional[list[str]], typer.Option(
                "--slurm-arg", help="Any other sbatch option, e.g. --slurm-arg=--mem=200G "
                "(repeatable).")] = None,
-           as_json: JsonOpt = False) -> None:
+           as_json: JsonOpt = False, host: HostOpt = None) -> None:
     """Queue a run for the worker, or submit it to Slurm; prints the run id.
 
     Validates the config, snapshots it (and the git commit of the current folder) into
     runs/<run-id>/, and adds a job that `cream worker` starts when a GPU (or the CPU) is free.
     With --executor slurm the job is one sbatch on the cluster instead (defaults for the
     Slurm options come from [slurm] in ~/.config/cream/config.toml)."""
+    on_host(host)
     if executor not in EXECUTORS:
         raise UsageError(f"--executor {executor}: must be one of {', '.join(EXECUTORS)}")
     if executor == "slurm":
@@ -115,9 +118,10 @@ def _submit_slurm(ctx: typer.Context, config: Path, home: Path | None,
 
 @queue_app.command("ls")
 def queue_ls(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = False,
-             all_: Annotated[bool, typer.Option("--all", help="Include ended jobs.")] = False
-             ) -> None:
+             all_: Annotated[bool, typer.Option("--all", help="Include ended jobs.")] = False,
+             host: HostOpt = None) -> None:
     """List queued and running jobs (with --all: ended ones too)."""
+    on_host(host)
     store = open_store(ctx, home)
     if store is not None:
         executors.sync(store)
@@ -139,10 +143,11 @@ def queue_ls(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = False,
 def queue_cancel(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
                  wait: Annotated[bool, typer.Option(help="Wait until the job has stopped.")]
                  = True,
-                 timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60.0
-                 ) -> None:
+                 timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60.0,
+                 host: HostOpt = None) -> None:
     """Cancel a run's job. A running one gets SIGTERM (its worker sends SIGKILL after the
     grace period); finished iterations stay usable and `cream queue retry` resumes."""
+    on_host(host)
     store = store_with(ctx, home, run)
     job = executors.cancel(store, run)
     slurm_job = job["executor"] == "slurm"
@@ -159,9 +164,11 @@ def queue_cancel(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
 
 
 @queue_app.command("retry")
-def queue_retry(ctx: typer.Context, run: RunArg, home: HomeOpt = None) -> None:
+def queue_retry(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
+                host: HostOpt = None) -> None:
     """Queue a failed or cancelled run again (a Slurm run: sbatch again); it resumes from its
     last finished stage."""
+    on_host(host)
     typer.echo(executors.retry(store_with(ctx, home, run), data_home(ctx, home), run))
 
 
@@ -169,8 +176,9 @@ def queue_retry(ctx: typer.Context, run: RunArg, home: HomeOpt = None) -> None:
 def queue_resume(ctx: typer.Context,
                  run: Annotated[Optional[str], typer.Argument(
                      help="A run to resume; without one, undo `cream queue drain`.")] = None,
-                 home: HomeOpt = None) -> None:
+                 home: HomeOpt = None, host: HostOpt = None) -> None:
     """Resume the queue after a drain, or (with RUN) queue a stopped run to resume."""
+    on_host(host)
     if run is not None:
         typer.echo(executors.retry(store_with(ctx, home, run), data_home(ctx, home), run))
         return
@@ -183,15 +191,18 @@ def queue_resume(ctx: typer.Context,
 @queue_app.command("priority")
 def queue_priority(ctx: typer.Context, run: RunArg,
                    priority: Annotated[int, typer.Argument(help="New priority (higher first).")],
-                   home: HomeOpt = None) -> None:
+                   home: HomeOpt = None, host: HostOpt = None) -> None:
     """Change a queued job's priority."""
+    on_host(host)
     queue.set_priority(store_with(ctx, home, run), run, priority)
     typer.echo(f"{run}: priority {priority}")
 
 
 @queue_app.command("drain")
-def queue_drain(ctx: typer.Context, home: HomeOpt = None) -> None:
+def queue_drain(ctx: typer.Context, home: HomeOpt = None,
+                host: HostOpt = None) -> None:
     """Start no new job (running ones finish); `cream queue resume` undoes it."""
+    on_host(host)
     store = open_store(ctx, home, create=True)
     assert store is not None
     queue.set_drain(store, True)
@@ -204,8 +215,10 @@ def queue_wait(ctx: typer.Context,
                    help="Runs to wait for [default: every queued or running run].")] = None,
                home: HomeOpt = None,
                timeout: Annotated[Optional[float], typer.Option(
-                   help="Give up after this many seconds (exit 1).")] = None) -> None:
+                   help="Give up after this many seconds (exit 1).")] = None,
+               host: HostOpt = None) -> None:
     """Block until the runs end; exit 1 if any of them failed or was cancelled."""
+    on_host(host)
     if runs:
         store = store_with(ctx, home, runs[0])
         ids = [store.require_run(ref)["id"] for ref in runs]

@@ -15,15 +15,26 @@ from cream_engine.files import write_atomic
 from cream_engine.gpu import read_gpus
 from cream_tui import format as fmt
 from cream_tui import tables
-from cream_tui.cli.common import HomeOpt, JsonOpt, RunArg, echo_json, info, store_with
+from cream_tui.cli.common import (
+    HomeOpt,
+    HostOpt,
+    JsonOpt,
+    RunArg,
+    echo_json,
+    info,
+    on_host,
+    store_with,
+)
 
 
 def compare(ctx: typer.Context,
             runs: Annotated[list[str], typer.Argument(
                 help="Runs to compare: ids, id prefixes or names.", show_default=False)],
-            home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+            home: HomeOpt = None, as_json: JsonOpt = False,
+            host: HostOpt = None) -> None:
     """Runs side by side: the config keys that differ, then one row per model (M0, M1, ...)
     with pairs, mean τ, mean C, judge/implicit agreement and the evaluation results."""
+    on_host(host)
     data = comparing.compare(store_with(ctx, home, runs[0]), runs)
     if as_json:
         echo_json(data)
@@ -39,9 +50,10 @@ def export(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
                "json).", show_default=False)] = None,
            output: Annotated[Optional[Path], typer.Option(
                "-o", "--output", help="Write to this file (atomically) instead of stdout.")]
-           = None) -> None:
+           = None, host: HostOpt = None) -> None:
     """Export one run: JSON (the run with its config, iterations and metrics) or CSV (one
     table: metrics, or iterations with the evaluation as `eval.*` / `baseline.*` columns)."""
+    on_host(host)
     text = export_text(store_with(ctx, home, run), run, format_, table)
     if output is None:
         typer.echo(text, nl=False)
@@ -56,10 +68,11 @@ def export(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
 def gpus(as_json: JsonOpt = False,
          watch: Annotated[float, typer.Option(
              "--watch", "-w", help="Refresh every this many seconds until Ctrl-C (0: once).")]
-         = 0.0) -> None:
+         = 0.0, host: HostOpt = None) -> None:
     """Show the GPUs NVML sees (utilisation, memory, temperature, power, processes).
 
     With no GPU it says so and exits 0: runs then use the CPU."""
+    on_host(host)
     while True:
         report = read_gpus()
         if as_json:

@@ -20,6 +20,7 @@ from cream_engine.runs import create_or_resume, load_checked
 from cream_engine.store import RUN_ENDED
 from cream_tui import tables
 from cream_tui.cli.common import (
+    HostOpt,
     ConfigArg,
     HomeOpt,
     JsonOpt,
@@ -29,6 +30,8 @@ from cream_tui.cli.common import (
     data_home,
     echo_json,
     info,
+    interactive,
+    on_host,
     open_store,
     store_with,
 )
@@ -110,8 +113,10 @@ def spawn_engine(run_dir: Path) -> int:
 
 def status(ctx: typer.Context,
            run: Annotated[Optional[str], typer.Argument(help="Run id, id prefix or name.")]
-           = None, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+           = None, home: HomeOpt = None, as_json: JsonOpt = False,
+           host: HostOpt = None) -> None:
     """List runs, or show one run with its iterations, stages and latest metrics."""
+    on_host(host)
     if run is not None:
         store = store_with(ctx, home, run)
         executors.sync(store)
@@ -138,8 +143,9 @@ def logs(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
          follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines "
                                               "until the run ends.")] = False,
          lines: Annotated[int, typer.Option("-n", help="Lines from the end to start with.")]
-         = 40) -> None:
+         = 40, host: HostOpt = None) -> None:
     """Print a run's job log (engine stdout and stderr); -f follows it."""
+    on_host(host, tty=follow and interactive())
     store = store_with(ctx, home, run)
     found = store.require_run(run)
     path = paths.job_log(store.run_path(found))

@@ -3,6 +3,10 @@
 Keys: enter opens a run, s submits a config, c cancels (after a confirmation), r retries or
 resumes, +/- change a queued run's priority, d drains (or resumes) the queue, / filters,
 space marks runs and m compares the marked ones, g shows the GPUs, ? help, q quits.
+
+Over several boxes: a host column, a strip per host (its link's state, its GPUs), h steps the
+host filter through the hosts, and every action goes to the box of the run it is about (a
+submit to the filtered host or the selected run's, or to the one named as `host:path`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from cream_tui import actions
 from cream_tui import format as fmt
-from cream_tui.data import DataSource, HomeData
+from cream_tui.data import DataSource, HomeData, run_key, split_key
 from cream_tui.messages import OpenCompare, OpenRun, QueueAction
 from cream_tui.screens.base import PolledScreen
 from cream_tui.screens.prompts import ConfirmScreen, FilePromptScreen
@@ -35,24 +38,30 @@ class HomeScreen(PolledScreen):
         Binding("space", "mark", "Mark", show=False),
         Binding("m", "compare", "Compare"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("h", "host_filter", "Host", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.marked: set[str] = set()
         self.filter = ""
+        self.host: str | None = None    # the host filter (several boxes)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield Static(id="queue-status")
         yield Static(id="empty")
-        yield RunsTable(id="runs")
+        yield RunsTable(id="runs", hosts=self.multi)
         box = Input(placeholder="filter runs (enter keeps it, escape clears)", id="filter",
                     compact=True)
         box.cursor_blink = False
         yield box
-        yield GpuStrip(id="gpu-strip")
+        yield GpuStrip(id="gpu-strip", classes="hosts" if self.multi else "")
         yield Footer()
+
+    @property
+    def multi(self) -> bool:
+        return bool(getattr(self.app, "multi", False))
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -68,22 +77,30 @@ class HomeScreen(PolledScreen):
         table = self.query_one("#runs", RunsTable)
         empty = self.query_one("#empty", Static)
         width = self.size.width
-        self.query_one("#gpu-strip", GpuStrip).show_state(data.gpus, width)
+        strip = self.query_one("#gpu-strip", GpuStrip)
+        if data.hosts:
+            strip.show_hosts(data.hosts, width)
+        else:
+            strip.show_state(data.gpus, width)
         if data.problem:
             empty.update(data.problem)
             empty.display, table.display = True, False
             self.query_one("#queue-status", Static).update("")
             return
         empty.display, table.display = False, True
-        self.marked &= {r.id for r in data.runs}
+        self.marked &= {run_key(r) for r in data.runs}
         rows = [r for r in data.runs if self._matches(r)]
+        gpus = [g for h in data.hosts for g in h.gpus.gpus] or data.gpus.gpus
         table.show_rows(rows, self.marked, 16 if width < 120 else 32,
-                        {g.uuid: g.index for g in data.gpus.gpus})
+                        {g.uuid: g.index for g in gpus}, {h.name: h.state for h in data.hosts})
         self.query_one("#queue-status", Static).update(self._status_line(data, len(rows)))
 
     def _matches(self, row: Any) -> bool:
+        if self.host is not None and row.host != self.host:
+            return False
         f = self.filter.lower()
-        return not f or any(f in v.lower() for v in (row.id, row.name, row.method, row.status))
+        return not f or any(f in v.lower() for v in (row.id, row.name, row.method, row.status,
+                                                     row.host or ""))
 
     def _status_line(self, data: HomeData, shown: int) -> str:
         running = sum(r.status == "running" for r in data.runs)
@@ -91,6 +108,12 @@ class HomeScreen(PolledScreen):
         parts = [f"{len(data.runs)} runs", f"{running} running", f"{queued} queued",
                  "[b reverse] queue drained [/] d resumes" if data.drained
                  else "queue accepting jobs"]
+        if data.hosts:
+            parts[3:4] = [f"{len(data.hosts)} hosts"] + [
+                f"[b red]{h.name} {h.state}[/]" for h in data.hosts
+                if h.state in ("down", "mismatch")]
+        if self.host is not None:
+            parts.append(f"host {self.host} (h: next)")
         if self.filter:
             parts.append(f"filter '{self.filter}': {shown} shown")
         if self.marked:
@@ -102,6 +125,30 @@ class HomeScreen(PolledScreen):
             self.show(self.last_shown)
 
     # -- keys ----------------------------------------------------------------------------
+
+    def _target(self) -> str | None:
+        """The host a submit or a drain goes to: the host filter, else the selected run's,
+        else the first host (None in a dashboard over one data home)."""
+        if not self.multi:
+            return None
+        if self.host is not None:
+            return self.host
+        table = self.query_one("#runs", RunsTable)
+        key = table.current_run if table.display and table.row_count else None
+        if key is not None:
+            return split_key(key)[0]
+        hosts = self.last_shown.hosts if self.loaded else ()
+        return hosts[0].name if hosts else None
+
+    def action_host_filter(self) -> None:
+        names = [h.name for h in self.last_shown.hosts] if self.loaded else []
+        if not names:
+            self.notify("one data home: no host to filter on", severity="warning")
+            return
+        order = [None, *names]
+        self.host = order[(order.index(self.host) + 1) % len(order)
+                          if self.host in order else 0]
+        self._refilter()
 
     def _current(self) -> str | None:
         table = self.query_one("#runs", RunsTable)
@@ -115,13 +162,22 @@ class HomeScreen(PolledScreen):
             self.post_message(OpenRun(event.row_key.value))
 
     def action_submit(self) -> None:
-        def chosen(path: str | None) -> None:
-            if path:  # (checking measures every prompt with the model's tokenizer: seconds)
-                self.notify(f"checking {path}…", timeout=3)
-                self.post_message(QueueAction(actions.submit, path))
+        host = self._target()
+        names = [h.name for h in self.last_shown.hosts] if self.loaded else []
 
-        self.app.push_screen(FilePromptScreen("Submit a config: path to an experiment TOML"),
-                             chosen)
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            where, sep, rest = path.partition(":")
+            to = where if sep and where in names else host
+            path = rest if sep and where in names else path
+            # (checking measures every prompt with the model's tokenizer: seconds)
+            self.notify(f"checking {path}" + (f" on {to}" if to else "") + "…", timeout=3)
+            self.post_message(QueueAction("submit", to, path))
+
+        title = ("Submit a config: path to an experiment TOML" if host is None else
+                 f"Submit a config on {host}: its path there (or host:path)")
+        self.app.push_screen(FilePromptScreen(title), chosen)
 
     def action_cancel(self) -> None:
         run_id = self._current()
@@ -130,7 +186,7 @@ class HomeScreen(PolledScreen):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.post_message(QueueAction(actions.cancel, run_id))
+                self.post_message(QueueAction("cancel", *split_key(run_id)))
 
         self.app.push_screen(ConfirmScreen(f"Cancel run {run_id}?\n\nA running job is "
                                            "stopped; finished stages are kept (r resumes)."),
@@ -139,15 +195,15 @@ class HomeScreen(PolledScreen):
     def action_retry(self) -> None:
         run_id = self._current()
         if run_id:
-            self.post_message(QueueAction(actions.retry, run_id))
+            self.post_message(QueueAction("retry", *split_key(run_id)))
 
     def action_priority(self, delta: int) -> None:
         run_id = self._current()
         if run_id:
-            self.post_message(QueueAction(actions.change_priority, run_id, delta))
+            self.post_message(QueueAction("priority", *split_key(run_id), delta))
 
     def action_drain(self) -> None:
-        self.post_message(QueueAction(actions.toggle_drain))
+        self.post_message(QueueAction("drain", self._target()))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -182,5 +238,5 @@ class HomeScreen(PolledScreen):
         if len(self.marked) < 2:
             self.notify("mark two or more runs with space, then press m", severity="warning")
             return
-        order = [r.id for r in self.last_shown.runs if r.id in self.marked]
+        order = [run_key(r) for r in self.last_shown.runs if run_key(r) in self.marked]
         self.post_message(OpenCompare(order))

@@ -86,6 +86,8 @@ class RunScreen(PolledScreen):
         text = Text()
         text.append(run.name, style="bold")
         text.append(f" · {run.method} on {run.model} · ")
+        if run.host:
+            text.append(f"host {run.host} · ", style="bold")
         text.append(run.status, style=STATUS_STYLE.get(run.status, ""))
         parts = [f"iteration {run.iteration}/{run.iterations}",
                  stage_text(run) if run.stage else "",

@@ -3,18 +3,24 @@ sparkline; the plain reason when there is no GPU."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widgets import Static
 
 from cream_tui import format as fmt
-from cream_tui.gpu_history import GpuState
+from cream_tui.data import HostView
+from cream_tui.gpu_history import GpuRow, GpuState
 
 MAX_LINES = 4
+HOSTS_LINES = 9     # lines of the strip over several hosts, their own lines included
+HOST_STYLE = {"local": "green", "up": "green", "slow": "yellow", "connecting": "yellow",
+              "down": "bold red", "mismatch": "bold red"}
 
 
 class GpuStrip(Static):
-    def __init__(self, *, id: str | None = None):
-        super().__init__(id=id)
+    def __init__(self, *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
         self._state: object = None
         self._width = 0
 
@@ -25,19 +31,51 @@ class GpuStrip(Static):
         if not state.gpus:
             self.update(Text(f"GPU  {state.reason or 'no GPU on this machine'}", style="dim"))
             return
-        spark = max(min((width - 44) // 2, 30), 4)
         text = Text()
         for i, g in enumerate(state.gpus[:MAX_LINES]):
             if i:
                 text.append("\n")
-            text.append(f"GPU{g.index} ", style="bold")
-            text.append(f"util {fmt.na(g.utilization, '{:3.0f}%')} ")
-            text.append(fmt.sparkline(g.util_history, spark, 0, 100), style="green")
-            text.append(f"  mem {fmt.na(g.memory_percent, '{:3.0f}%')} ")
-            text.append(fmt.sparkline(g.mem_history, spark, 0, 100), style="cyan")
-            used = fmt.na(g.memory_used_mb and g.memory_used_mb / 1024, "{:.0f}")
-            total = fmt.na(g.memory_total_mb and g.memory_total_mb / 1024, "{:.0f}G")
-            text.append(f" {used}/{total}")
+            gpu_line(text, g, width)
         if len(state.gpus) > MAX_LINES:
             text.append(f"\n… {len(state.gpus) - MAX_LINES} more: press g", style="dim")
         self.update(text)
+
+    def show_hosts(self, hosts: Sequence[HostView], width: int) -> None:
+        """Several boxes: per host a line with its state, then its GPUs (fewer each as there
+        are more hosts)."""
+        if (hosts, width) == (self._state, self._width):
+            return
+        self._state, self._width = hosts, width
+        per_host = max((HOSTS_LINES - len(hosts)) // max(len(hosts), 1), 1)
+        text = Text()
+        for i, host in enumerate(hosts):
+            if i:
+                text.append("\n")
+            text.append(f"{host.name} ", style="bold")
+            state = host.line if host.state in ("local", "up") else f"{host.state}: {host.line}"
+            text.append(fmt.truncate(state, max(width - len(host.name) - 30, 20)),
+                        style=HOST_STYLE.get(host.state, "dim"))
+            text.append(f"  {host.runs} runs" + ("  queue drained" if host.drained else ""),
+                        style="dim")
+            if not host.gpus.gpus and host.state in ("local", "up"):
+                text.append(f"  {host.gpus.reason or 'no GPU'}", style="dim")
+            for g in host.gpus.gpus[:per_host]:
+                text.append("\n  ")
+                gpu_line(text, g, width - 2)
+            if len(host.gpus.gpus) > per_host:
+                text.append(f"\n  … {len(host.gpus.gpus) - per_host} more: press g",
+                            style="dim")
+        self.update(text)
+
+
+def gpu_line(text: Text, g: GpuRow, width: int) -> None:
+    """One GPU: utilisation and memory, each with its history sparkline."""
+    spark = max(min((width - 44) // 2, 30), 4)
+    text.append(f"GPU{g.index} ", style="bold")
+    text.append(f"util {fmt.na(g.utilization, '{:3.0f}%')} ")
+    text.append(fmt.sparkline(g.util_history, spark, 0, 100), style="green")
+    text.append(f"  mem {fmt.na(g.memory_percent, '{:3.0f}%')} ")
+    text.append(fmt.sparkline(g.mem_history, spark, 0, 100), style="cyan")
+    used = fmt.na(g.memory_used_mb and g.memory_used_mb / 1024, "{:.0f}")
+    total = fmt.na(g.memory_total_mb and g.memory_total_mb / 1024, "{:.0f}G")
+    text.append(f" {used}/{total}")

@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 
 from cream_engine.results import RunSummary
 from cream_tui import format as fmt
+from cream_tui.data import run_key
 
 COLUMNS = ("", "run", "method", "status", "iter", "stage", "GPUs", "elapsed", "ETA")
 STATUS_STYLE = {"running": "bold green", "queued": "yellow", "failed": "bold red",
@@ -57,13 +58,25 @@ def gpu_text(row: RunSummary, gpu_index: dict[str, int]) -> str:
     return "-"
 
 
+HOST_STYLE = {"slow": "yellow", "connecting": "yellow", "down": "bold red",
+              "mismatch": "bold red"}
+HOST_MARK = {"slow": " …", "connecting": " …", "down": " ✗", "mismatch": " ✗"}
+
+
+def host_text(host: str | None, state: str) -> Text:
+    """The host column: the name, marked when its link is not up (the row is then the last
+    one the host sent)."""
+    return Text(f"{host}{HOST_MARK.get(state, '')}", style=HOST_STYLE.get(state, ""))
+
+
 class RunsTable(DataTable):
-    def __init__(self, *, id: str | None = None):
+    def __init__(self, *, id: str | None = None, hosts: bool = False):
+        """`hosts`: a dashboard over several boxes (a host column after the mark)."""
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._rows: tuple[tuple, ...] = ()
-        for name in COLUMNS:  # here, not on mount: the first rows can come first
-            self.add_column(name, key=name or "mark")
-
+        self.hosts = hosts
+        for name in (COLUMNS[:1] + ("host",) + COLUMNS[1:]) if hosts else COLUMNS:
+            self.add_column(name, key=name or "mark")  # here, not on mount: rows can be first
 
     @property
     def current_run(self) -> str | None:
@@ -74,12 +87,17 @@ class RunsTable(DataTable):
         return key.value if key else None
 
     def show_rows(self, rows: Sequence[RunSummary], marked: set[str], name_width: int,
-                  gpu_index: dict[str, int]) -> None:
-        cells = tuple((r.id, "●" if r.id in marked else "", fmt.truncate(r.name, name_width),
-                       r.method, status_text(r), f"{r.iteration}/{r.iterations}",
-                       stage_text(r), gpu_text(r, gpu_index), fmt.duration(r.elapsed),
-                       fmt.duration(r.eta))
-                      for r in rows)
+                  gpu_index: dict[str, int], host_states: dict[str, str] | None = None
+                  ) -> None:
+        """Rows keyed by `run_key`; `host_states` (name -> link state) with `hosts`."""
+        states = host_states or {}
+        cells = tuple((key, "●" if key in marked else "",
+                       *((host_text(r.host, states.get(r.host or "", "")),) if self.hosts
+                         else ()),
+                       fmt.truncate(r.name, name_width), r.method, status_text(r),
+                       f"{r.iteration}/{r.iterations}", stage_text(r),
+                       gpu_text(r, gpu_index), fmt.duration(r.elapsed), fmt.duration(r.eta))
+                      for r, key in ((r, run_key(r)) for r in rows))
         if cells == self._rows:
             return
         current = self.current_run

@@ -251,7 +251,8 @@ def test_cream_tui_and_cream_tui_command_open_the_same_app(monkeypatch, tmp_path
     from cream_tui.cli import app as cli
 
     calls = []
-    monkeypatch.setattr(app_module, "run_app", lambda *a: calls.append(a) or 0)
+    monkeypatch.setattr(app_module, "run_app", lambda *a, **k: calls.append((a, k)) or 0)
+    monkeypatch.setenv("CREAM_USER_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.setattr("sys.argv", ["cream-tui", "--home", str(tmp_path), "--run", "x",
                                      "--poll", "2"])
     with pytest.raises(SystemExit) as exit_:
@@ -259,7 +260,8 @@ def test_cream_tui_and_cream_tui_command_open_the_same_app(monkeypatch, tmp_path
     assert exit_.value.code == 0
     result = CliRunner().invoke(cli, ["tui", "--home", str(tmp_path), "--run", "x"])
     assert result.exit_code == 0
-    assert calls == [(tmp_path, "x", 2.0), (tmp_path, "x")]
+    # (no [hosts] in the user config: the dashboard over this one data home)
+    assert calls == [((tmp_path, "x", 2.0), {}), ((tmp_path, "x"), {"hosts": []})]
 
 
 async def test_a_store_that_breaks_while_open_is_a_message(tui_home: Path) -> None:

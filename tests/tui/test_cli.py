@@ -8,7 +8,8 @@ import pytest
 from tests.conftest import run_cli
 
 COMMANDS = ["init", "validate", "run", "status", "submit", "queue", "worker", "logs", "gpus",
-            "compare", "export", "plan", "demo", "tui"]
+            "compare", "export", "plan", "demo", "tui",
+            "feed"]
 
 
 def _all_commands() -> list[list[str]]:
