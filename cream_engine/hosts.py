@@ -158,11 +158,11 @@ def problem_of(code: int | None, stderr: str, spec: HostSpec) -> tuple[str, str]
     if "No such command" in stderr and "feed" in stderr:
         return "mismatch", (f"cream on {spec.name} has no `feed` (older than this one): "
                             "install the same version there")
-    if code == 127 or "not found" in last:
+    if code == 255:
+        return "down", f"ssh {spec.ssh}: {last.removeprefix('ssh: ') or 'connection failed'}"
+    if code == 127 or (code == 126 and "not found" in last):
         return "down", (f"`{spec.command}` not found on {spec.name}: set [hosts.{spec.name}] "
                         "command or venv")
-    if code == 255:
-        return "down", f"ssh {spec.ssh}: {last or 'connection failed'}"
     return "down", f"feed ended (exit {code}){': ' + last if last else ''}"
 
 
@@ -270,7 +270,7 @@ class HostLink:
             failures = 0 if stayed else failures + 1
             wait = self.retry[min(failures, len(self.retry) - 1)]
             with self.lock:
-                self.line += f" (retry in {wait:.0f}s)"
+                self.line += f" (retry in {wait:g}s)"
             self._closed.wait(wait)
 
     def _connect_once(self) -> bool:
@@ -284,6 +284,8 @@ class HostLink:
                 self.state, self.line = "down", f"cannot start ssh ({e.strerror})"
             return False
         self._proc = proc
+        if self._closed.is_set():  # (closed while it started: close() may have missed it)
+            proc.terminate()
         errors: deque[str] = deque(maxlen=20)
         drain = threading.Thread(target=lambda: errors.extend(
             ln.decode(errors="replace") for ln in proc.stderr), daemon=True)  # type: ignore

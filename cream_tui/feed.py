@@ -58,7 +58,7 @@ class Feed:
         self._last_write = 0.0
         self._rows: dict[str, str] = {}          # run id -> what was sent (without AGED)
         self._drained: bool | None = None
-        self._problem: str | None = ""
+        self._problem: str | None = None
         self._gpu_meta: Any = None
         self._watch: tuple[str, int] | None = None
         self._watch_sent: dict[str, Any] = {}
@@ -66,13 +66,15 @@ class Feed:
     # -- writing -------------------------------------------------------------------------
 
     def send(self, message: dict) -> None:
-        line = json.dumps(message, separators=(",", ":"), default=str) + "\n"
+        data = (json.dumps(message, separators=(",", ":"), default=str) + "\n").encode()
         with self._write:
             try:
-                self.out.write(line.encode())
+                while data:  # (an unbuffered pipe may take part of it)
+                    data = data[self.out.write(data) or 0:]
                 self.out.flush()
             except (OSError, ValueError):  # the reader went: nothing to write for
                 self.stopping.set()
+                self.wake.set()
             self._last_write = time.monotonic()
 
     def hello(self) -> None:
@@ -84,7 +86,7 @@ class Feed:
     def poll_home(self, now: float) -> None:
         data = self.source.home_data(now)
         message: dict[str, Any] = {"t": "runs"}
-        if data.problem != self._problem and not (data.problem and data.runs):
+        if data.problem != self._problem:
             self._problem = data.problem
             message["problem"] = data.problem
         rows = {r.id: asdict(r) for r in data.runs}
@@ -163,14 +165,26 @@ class Feed:
         self.wake.set()
 
     def read_requests(self, inp: IO[bytes]) -> None:
-        for raw in inp:
+        """Requests, a line each, until stdin closes (the connection went). Read unbuffered:
+        a buffered reader's lock, held by this thread at exit, aborts the interpreter."""
+        pending = b""
+        read = getattr(inp, "read1", inp.read)  # (what is there, not a full 64 KiB)
+        while True:
             try:
-                request = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(request, dict):
-                self.handle(request)
-        self.stopping.set()  # stdin closed: the connection is gone
+                chunk = read(65536)
+            except (OSError, ValueError):
+                chunk = b""
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                try:
+                    request = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(request, dict):
+                    self.handle(request)
+        self.stopping.set()
         self.wake.set()
 
     # -- the loop ------------------------------------------------------------------------
@@ -202,8 +216,12 @@ class Feed:
 
 
 def serve(home: Path, poll_s: float = 1.0, gpu_s: float = 1.0) -> int:
-    """Stream `home` on stdout until stdin closes or a signal ends it."""
-    feed = Feed(home, sys.stdout.buffer, poll_s=poll_s, gpu_s=gpu_s)
+    """Stream `home` on stdout until stdin closes or a signal ends it. Both are used
+    unbuffered (`os.read`/`os.write` underneath): no lock of a buffered stream is left held
+    by a thread when the interpreter exits."""
+    out = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False)  # noqa: SIM115
+    inp = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+    feed = Feed(home, out, poll_s=poll_s, gpu_s=gpu_s)
 
     def stop(*_: Any) -> None:
         feed.stopping.set()
@@ -211,4 +229,4 @@ def serve(home: Path, poll_s: float = 1.0, gpu_s: float = 1.0) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, stop)
-    return feed.run(sys.stdin.buffer)
+    return feed.run(inp)

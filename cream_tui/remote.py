@@ -125,9 +125,10 @@ class MultiSource:
         if self.local is not None:
             data = self.local.home_data(now)
             rows += [replace(r, host=LOCAL) for r in data.runs]
-            line = "local" if not data.problem or not data.runs else data.problem
-            views.append(HostView(LOCAL, "local", line.splitlines()[0], data.gpus,
-                                  data.drained, len(data.runs)))
+            line = f"this box: {self.local.home}" if data.runs or not data.problem else \
+                data.problem.splitlines()[0]
+            views.append(HostView(LOCAL, "local", line, data.gpus, data.drained,
+                                  len(data.runs)))
         mono = time.monotonic()
         for name, link in self.links.items():
             link.watch(None)  # (no run screen in front: stop its stream)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -17,15 +17,15 @@ from cream_engine.errors import RunNotFound
 from cream_engine.runs import load_checked
 from cream_engine.store import Store
 
-HomeOpt = Annotated[Optional[Path], typer.Option(
+HomeOpt = Annotated[Path | None, typer.Option(
     "--home", envvar="CREAM_HOME", help="Data home: runs, store, models (default ./runs).",
     show_default=False, readable=False)]  # (one line of ours, not click's box, if it is not)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
+SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: section.key=value (repeatable).")]
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment TOML file.")]
 RunArg = Annotated[str, typer.Argument(help="Run id, id prefix or name.")]
-HostOpt = Annotated[Optional[str], typer.Option(
+HostOpt = Annotated[str | None, typer.Option(
     "--host", help="Run this on another box over ssh: a host named in the user config "
     "(~/.config/cream/config.toml), or any ssh destination; its own data home, and paths "
     "are paths there.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,9 +24,9 @@ def demo(ctx: typer.Context, home: HomeOpt = None,
 
 
 def tui(ctx: typer.Context, home: HomeOpt = None,
-        run: Annotated[Optional[str], typer.Option("--run", help="Open this run directly.")]
+        run: Annotated[str | None, typer.Option("--run", help="Open this run directly.")]
         = None,
-        host: Annotated[Optional[list[str]], typer.Option(
+        host: Annotated[list[str] | None, typer.Option(
             "--host", help="Show this box too (repeatable): a host named in the user config, "
             "an ssh destination, or `local` for this data home. [default: local and every "
             "configured host]", show_default=False)] = None) -> None:

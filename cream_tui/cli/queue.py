@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,9 +15,9 @@ from cream_engine.executors import EXECUTORS, slurm
 from cream_engine.gpu import read_gpus
 from cream_tui import tables
 from cream_tui.cli.common import (
-    HostOpt,
     ConfigArg,
     HomeOpt,
+    HostOpt,
     JsonOpt,
     RunArg,
     SetOpt,
@@ -36,27 +36,27 @@ queue_app = typer.Typer(no_args_is_help=True, help="The job queue: list, cancel,
 
 def submit(ctx: typer.Context, config: ConfigArg, home: HomeOpt = None, set_: SetOpt = None,
            priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
-           gpus: Annotated[Optional[int], typer.Option(
+           gpus: Annotated[int | None, typer.Option(
                help="GPUs for the job [default: 1 where there are GPUs, else the CPU].",
                show_default=False)] = None,
            min_free_mem: Annotated[float, typer.Option(
                "--min-free-mem", help="GB a GPU must have free to take the job.")] = 0.0,
-           after: Annotated[Optional[str], typer.Option(
+           after: Annotated[str | None, typer.Option(
                help="Start only once this run has finished.")] = None,
            executor: Annotated[str, typer.Option(
                help="local: this machine's worker; slurm: one sbatch job on the cluster.")]
            = "local",
-           partition: Annotated[Optional[str], typer.Option(
+           partition: Annotated[str | None, typer.Option(
                "--partition", "-p", help="Slurm partition.")] = None,
-           gres: Annotated[Optional[str], typer.Option(
+           gres: Annotated[str | None, typer.Option(
                help="Generic resources per node, e.g. gpu:8.")] = None,
-           nodes: Annotated[Optional[int], typer.Option(
+           nodes: Annotated[int | None, typer.Option(
                "--nodes", "-N", help="Nodes (training spans them).", min=1)] = None,
-           time_limit: Annotated[Optional[str], typer.Option(
+           time_limit: Annotated[str | None, typer.Option(
                "--time", "-t", help="Time limit, e.g. 24:00:00.")] = None,
-           account: Annotated[Optional[str], typer.Option(help="Account to charge.")] = None,
-           qos: Annotated[Optional[str], typer.Option(help="Quality of service.")] = None,
-           slurm_arg: Annotated[Optional[list[str]], typer.Option(
+           account: Annotated[str | None, typer.Option(help="Account to charge.")] = None,
+           qos: Annotated[str | None, typer.Option(help="Quality of service.")] = None,
+           slurm_arg: Annotated[list[str] | None, typer.Option(
                "--slurm-arg", help="Any other sbatch option, e.g. --slurm-arg=--mem=200G "
                "(repeatable).")] = None,
            as_json: JsonOpt = False, host: HostOpt = None) -> None:
@@ -174,7 +174,7 @@ def queue_retry(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
 
 @queue_app.command("resume")
 def queue_resume(ctx: typer.Context,
-                 run: Annotated[Optional[str], typer.Argument(
+                 run: Annotated[str | None, typer.Argument(
                      help="A run to resume; without one, undo `cream queue drain`.")] = None,
                  home: HomeOpt = None, host: HostOpt = None) -> None:
     """Resume the queue after a drain, or (with RUN) queue a stopped run to resume."""
@@ -211,10 +211,10 @@ def queue_drain(ctx: typer.Context, home: HomeOpt = None,
 
 @queue_app.command("wait")
 def queue_wait(ctx: typer.Context,
-               runs: Annotated[Optional[list[str]], typer.Argument(
+               runs: Annotated[list[str] | None, typer.Argument(
                    help="Runs to wait for [default: every queued or running run].")] = None,
                home: HomeOpt = None,
-               timeout: Annotated[Optional[float], typer.Option(
+               timeout: Annotated[float | None, typer.Option(
                    help="Give up after this many seconds (exit 1).")] = None,
                host: HostOpt = None) -> None:
     """Block until the runs end; exit 1 if any of them failed or was cancelled."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -45,10 +45,10 @@ def compare(ctx: typer.Context,
 def export(ctx: typer.Context, run: RunArg, home: HomeOpt = None,
            format_: Annotated[str, typer.Option(
                "--format", help="csv or json.")] = "json",
-           table: Annotated[Optional[str], typer.Option(
+           table: Annotated[str | None, typer.Option(
                "--table", help="metrics or iterations (default: metrics for csv, both for "
                "json).", show_default=False)] = None,
-           output: Annotated[Optional[Path], typer.Option(
+           output: Annotated[Path | None, typer.Option(
                "-o", "--output", help="Write to this file (atomically) instead of stdout.")]
            = None, host: HostOpt = None) -> None:
     """Export one run: JSON (the run with its config, iterations and metrics) or CSV (one

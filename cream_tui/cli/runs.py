@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,9 +20,9 @@ from cream_engine.runs import create_or_resume, load_checked
 from cream_engine.store import RUN_ENDED
 from cream_tui import tables
 from cream_tui.cli.common import (
-    HostOpt,
     ConfigArg,
     HomeOpt,
+    HostOpt,
     JsonOpt,
     RunArg,
     SetOpt,
@@ -112,7 +112,7 @@ def spawn_engine(run_dir: Path) -> int:
 
 
 def status(ctx: typer.Context,
-           run: Annotated[Optional[str], typer.Argument(help="Run id, id prefix or name.")]
+           run: Annotated[str | None, typer.Argument(help="Run id, id prefix or name.")]
            = None, home: HomeOpt = None, as_json: JsonOpt = False,
            host: HostOpt = None) -> None:
     """List runs, or show one run with its iterations, stages and latest metrics."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ from cream_tui.cli.common import HomeOpt, JsonOpt, data_home, echo_json, open_st
 worker_app = typer.Typer(no_args_is_help=True, help="The local GPU worker daemon that runs "
                          "queued jobs (one per data home).\n\n" + EXIT_CODES_HELP)
 
-NotifyOpt = Annotated[Optional[str], typer.Option(
+NotifyOpt = Annotated[str | None, typer.Option(
     help="Shell command run for each alert (finished, failed, stalled) with the event as "
          "JSON on stdin, e.g. 'curl -d @- ntfy.sh/mytopic'.")]
 GraceOpt = Annotated[float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL "

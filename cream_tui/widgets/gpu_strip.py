@@ -51,14 +51,15 @@ class GpuStrip(Static):
         for i, host in enumerate(hosts):
             if i:
                 text.append("\n")
-            text.append(f"{host.name} ", style="bold")
+            line = Text(f"{host.name} ", style="bold")
             state = host.line if host.state in ("local", "up") else f"{host.state}: {host.line}"
-            text.append(fmt.truncate(state, max(width - len(host.name) - 30, 20)),
-                        style=HOST_STYLE.get(host.state, "dim"))
-            text.append(f"  {host.runs} runs" + ("  queue drained" if host.drained else ""),
+            line.append(state, style=HOST_STYLE.get(host.state, "dim"))
+            line.append(f"  {host.runs} runs" + ("  queue drained" if host.drained else ""),
                         style="dim")
             if not host.gpus.gpus and host.state in ("local", "up"):
-                text.append(f"  {host.gpus.reason or 'no GPU'}", style="dim")
+                line.append(f"  {host.gpus.reason or 'no GPU'}", style="dim")
+            line.truncate(max(width - 2, 20), overflow="ellipsis")
+            text.append_text(line)
             for g in host.gpus.gpus[:per_host]:
                 text.append("\n  ")
                 gpu_line(text, g, width - 2)
