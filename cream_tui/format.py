@@ -24,6 +24,16 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def estimate(seconds: float | None) -> str:
+    """An ETA: as `duration` below ten minutes, to the minute above (`56m`, `3h02m`): an
+    estimate has no second to give, and a table of them then redraws once a minute."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 600:
+        return duration(seconds)
+    if seconds < 3600:
+        return f"{min(round(seconds / 60), 59)}m"
+    return duration(seconds)
+
+
 def num(value: object, fmt: str = "{:.3f}") -> str:
     """A number, or "-" when it is missing, not a number, or not finite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -96,7 +96,7 @@ class RunsTable(DataTable):
                          else ()),
                        fmt.truncate(r.name, name_width), r.method, status_text(r),
                        f"{r.iteration}/{r.iterations}", stage_text(r),
-                       gpu_text(r, gpu_index), fmt.duration(r.elapsed), fmt.duration(r.eta))
+                       gpu_text(r, gpu_index), fmt.duration(r.elapsed), fmt.estimate(r.eta))
                       for r, key in ((r, run_key(r)) for r in rows))
         if cells == self._rows:
             return
