@@ -21,6 +21,8 @@ KEYS = """\
   /        filter by name, id, method or status
            (enter keeps the filter, escape clears it)
   space    mark a run; m compares the marked runs
+  h        several boxes: show one host's runs, the next,
+           then all (s submits there, or type host:path)
 
 [b]Run[/]
   f        follow the log tail on / off
@@ -36,7 +38,8 @@ KEYS = """\
   ?        this help (escape closes it)
   q        quit
 
-Over SSH: ssh -t host cream tui. NO_COLOR=1: no colours."""
+Over SSH: ssh -t host cream tui; several boxes in one dashboard:
+cream tui --host A --host B. NO_COLOR=1: no colours."""
 
 
 class HelpScreen(ModalScreen[None]):
