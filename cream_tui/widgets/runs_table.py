@@ -109,7 +109,7 @@ class RunsTable(DataTable):
             for before, after in zip(old, cells):
                 for column, a, b in zip(keys, before[1:], after[1:]):
                     if a != b:
-                        self.update_cell(after[0], column, b)
+                        self.update_cell(after[0], column, b, update_width=True)
             return
         current = self.current_run
         self.clear()

@@ -66,7 +66,7 @@ async def test_runs_are_listed_active_first(tui_home: Path) -> None:
         order = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
         assert order == ["scir-c", "dpo-d", "cream-e", "srlm-b", "cream-a"]
         assert [str(c) for c in table.get_row_at(0)[2:]] == [
-            "scir", "running", "2/4", "train 40%", "0", "2h00m", "55m37s"]
+            "scir", "running", "2/4", "train 40%", "0", "2h00m", "56m"]
         text = screen_text(app)
         assert "queued p2" in text and "failed" in text and "score ✗" in text
         assert "5 runs · 1 running · 1 queued · queue accepting jobs" in text

@@ -2,15 +2,17 @@
 is a `Host` entry of a private ssh client config whose `SetEnv` gives it its own data home.
 
 - `cream … --host B` is `ssh B cream …`: the same output and exit code;
-- the dashboard (Pilot) lists two hosts' runs and GPUs, submits a run to host B that B's worker
-  runs and the dashboard cancels there; B's sshd killed mid-session shows B down within
-  seconds while A keeps updating, and B comes back by itself;
+- the dashboard (Pilot) lists two hosts' runs and GPUs, routes an action to B, opens a remote
+  run and compares across hosts; B's sshd killed mid-session shows B down within seconds while
+  A keeps updating, and B comes back by itself; (slow) a run submitted to B from the dashboard
+  is run there by B's worker and cancelled there from the dashboard;
 - the real `cream tui --host A --host B` in tmux shows both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -48,7 +50,8 @@ def two_homes(tmp_path: Path) -> tuple[Path, Path, Path]:
     gpus = tmp_path / "gpus.json"
     gpus.write_text(json.dumps(FAKE_GPUS))
     a, b = tmp_path / "a", tmp_path / "b"
-    write_store(a, now=time.time())
+    # (two minutes old: its worker's GPU samples are stale, so the fake GPUs are read live)
+    write_store(a, now=time.time() - 120)
     return a, b, gpus
 
 
@@ -80,6 +83,10 @@ def test_a_command_with_host_is_the_same_command_over_ssh(sshd, tmp_path: Path,
     assert {r["name"] for r in runs} >= {"cream-a", "scir-c", "dpo-d"}
     here, there = both("compare", RUNS.done, RUNS.failed, "--json")
     assert here.stdout == there.stdout and "config_diff" in json.loads(here.stdout)
+    here, there = both("queue", "ls", "--all", "--json")
+    assert here.returncode == 0 and json.loads(here.stdout) == json.loads(there.stdout) != []
+    here, there = both("logs", RUNS.running, "-n", "5")
+    assert here.returncode == 0 and here.stdout == there.stdout and here.stdout.count("\n") == 5
     here, there = both("status", "no-such-run")  # the far exit code and line come back
     assert here.returncode == there.returncode == 2
     assert "no-such-run" in here.stderr and here.stderr == there.stderr
@@ -109,104 +116,140 @@ def _row(app, name: str) -> str:
     return next(line for line in screen_text(app).splitlines() if name in line)
 
 
-async def test_dashboard_over_two_hosts(sshd, tmp_path: Path, two_homes,
-                                        tiny_model_dir: Path, monkeypatch) -> None:
-    a, b, gpus = two_homes
-    server_b = SshServer(tmp_path / "sshd-b").start()   # B's own sshd: killed alone below
+@contextlib.contextmanager
+def _two_hosts(sshd, tmp_path: Path, a: Path, b: Path, gpus: Path, monkeypatch):
+    """The dashboard over hostA (the session's sshd, fake GPUs) and hostB (an sshd of its own,
+    to be killed alone); yields (app, B's server, the ssh client config)."""
+    server_b = SshServer(tmp_path / "sshd-b").start()
     try:
         config = tmp_path / "ssh_config"
         config.write_text(
             sshd.write_client_config({"hostA": _env(a, CREAM_FAKE_GPUS=str(gpus))})
             .read_text() + "\n" + server_b.write_client_config({"hostB": _env(b)}).read_text())
         monkeypatch.setenv("CREAM_SSH_COMMAND", f"ssh -F {config}")
-        exp = _tiny_config(tmp_path / "exp.toml", tiny_model_dir)
-        app = make_app(tmp_path / "no-local", hosts=[HostSpec("hostA", "hostA", CREAM),
-                                                     HostSpec("hostB", "hostB", CREAM)])
+        yield (make_app(tmp_path / "no-local", hosts=[HostSpec("hostA", "hostA", CREAM),
+                                                      HostSpec("hostB", "hostB", CREAM)]),
+               server_b, config)
+    finally:
+        server_b.stop()
+
+
+def _select(app, prefix: str, name: str) -> None:
+    """Put the cursor on the run of that host whose name has `name`."""
+    table = app.screen.query_one("#runs")
+    keys = [k.value for k in table.rows]
+    table.move_cursor(row=next(i for i, k in enumerate(keys)
+                               if k.startswith(prefix) and name in _row_key(app, k)))
+
+
+def _host_row(app, host: str, name: str) -> str:
+    return next(line for line in screen_text(app).splitlines()
+                if f" {host}" in line and name in line)
+
+
+async def test_dashboard_over_two_hosts(sshd, tmp_path: Path, two_homes, monkeypatch) -> None:
+    a, b, gpus = two_homes
+    write_store(b, now=time.time())
+    with _two_hosts(sshd, tmp_path, a, b, gpus, monkeypatch) as (app, server_b, _):
         async with app.run_test(size=(140, 44)) as pilot:
-            await wait_until(pilot, lambda: "scir-c" in screen_text(app)
-                             and "GPU1 util  91%" in screen_text(app)
-                             and "hostB up" in screen_text(app), 30, "both hosts")
+            await wait_until(pilot, lambda: "GPU1 util  91%" in screen_text(app)
+                             and "hostB up" in screen_text(app)
+                             and "hostB" in _host_row(app, "hostB", "scir-c"), 30, "both")
             text = screen_text(app)
-            assert "hostA" in _row(app, "scir-c") and "hostA" in _row(app, "dpo-d")
-            assert "hostB up" in text and "0 runs" in text and "no GPU" in text
+            assert "hostA" in _host_row(app, "hostA", "dpo-d") and "10 runs" in text
+            assert "hostB up" in text and "hostA up" in text and "2 hosts" in text
 
-            # submit to B from the dashboard; B's worker (started over ssh) runs it there
-            await pilot.press("s")
-            await pilot.pause()
-            for key in f"hostB:{exp}":
-                await pilot.press(key)
-            await pilot.press("enter")
+            # an action on a run of B goes to B
+            _select(app, "hostB::", "dpo-d")
+            await pilot.press("plus")
             await wait_actions(pilot)
-            await wait_until(pilot, lambda: "sent-to-b" in screen_text(app), 30, "the run")
-            assert "hostB" in _row(app, "sent-to-b") and "queued" in _row(app, "sent-to-b")
-            store_b = Store.open(b, create=False)
-            assert store_b is not None and [r["name"] for r in store_b.list_runs()] == \
-                ["sent-to-b"]
-            started = await asyncio.to_thread(
-                subprocess.run, ["ssh", "-F", str(config), "hostB", CREAM, "worker", "start"],
-                capture_output=True, text=True, timeout=60, check=False)
-            assert started.returncode == 0, started.stderr
-            await wait_until(pilot, lambda: "running" in _row(app, "sent-to-b"), 60,
-                             "the run running on B")
-
-            # cancel it from the dashboard: the action goes to B
-            table = app.screen.query_one("#runs")
-            keys = [k.value for k in table.rows]
-            table.move_cursor(row=next(i for i, k in enumerate(keys) if k.startswith("hostB::")))
-            await pilot.press("c")
-            await pilot.press("y")
-            await wait_actions(pilot)
-            await wait_until(pilot, lambda: "cancelled" in _row(app, "sent-to-b"), 60,
-                             "the run cancelled on B")
-            assert store_b.list_runs()[0]["status"] == "cancelled"
-            store_b.close()
+            await wait_until(pilot, lambda: "queued p3" in _host_row(app, "hostB", "dpo-d"),
+                             15, "B's new priority")
+            assert "queued p2" in _host_row(app, "hostA", "dpo-d")
+            with contextlib.closing(Store.open(b, create=False)) as store_b:
+                assert store_b.query("SELECT priority FROM jobs WHERE run_id = ?",
+                                     [RUNS.queued])[0]["priority"] == 3
 
             # a remote run's screen, and a compare across the two hosts
-            def select(prefix: str, name: str) -> None:
-                keys = [k.value for k in table.rows]
-                table.move_cursor(row=next(i for i, k in enumerate(keys)
-                                           if k.startswith(prefix) and name in _row_key(app, k)))
-
-            select("hostA::", "scir-c")
+            _select(app, "hostA::", "scir-c")
             await pilot.press("enter")
             await wait_until(pilot, lambda: "DPO loss" in screen_text(app)
                              and "host hostA" in screen_text(app)
                              and "loss 0.2723" in screen_text(app), 30, "A's run screen")
             await pilot.press("escape")
             await pilot.pause()
-            table = app.screen.query_one("#runs")
-            select("hostA::", "cream-a")
+            _select(app, "hostA::", "cream-a")
             await pilot.press("space")
-            select("hostB::", "sent-to-b")
+            _select(app, "hostB::", "srlm-b")
             await pilot.press("space")
             await pilot.press("m")
             await wait_until(pilot, lambda: "cream-a@hostA" in screen_text(app)
-                             and "sent-to-b@hostB" in screen_text(app), 30, "the compare")
+                             and "srlm-b@hostB" in screen_text(app), 30, "the compare")
             await pilot.press("escape")
             await pilot.pause()
 
             # B's sshd dies: B is down within seconds, A keeps updating
             server_b.kill()
             killed = time.monotonic()
-            await wait_until(pilot, lambda: "hostB down" in screen_text(app), 10, "B down")
+            await wait_until(pilot, lambda: "hostB down" in screen_text(app)
+                             and "hostB ✗" in _host_row(app, "hostB", "cream-a"), 10, "B down")
             assert time.monotonic() - killed < 5
-            assert "✗" in _row(app, "sent-to-b")
-            store_a = Store.open(a, create=False)
-            store_a.execute("UPDATE jobs SET priority = 7 WHERE run_id = ?", [RUNS.queued])
-            store_a.close()
-            await wait_until(pilot, lambda: "queued p7" in _row(app, "dpo-d"), 15,
-                             "A's update while B is down")
+            with contextlib.closing(Store.open(a, create=False)) as store_a:
+                store_a.execute("UPDATE jobs SET priority = 7 WHERE run_id = ?", [RUNS.queued])
+            await wait_until(pilot, lambda: "queued p7" in _host_row(app, "hostA", "dpo-d"),
+                             15, "A's update while B is down")
             assert "hostB down" in screen_text(app)
 
             # B comes back by itself
             server_b.start()
-            await wait_until(pilot, lambda: "hostB up" in screen_text(app), 30, "B back")
-            assert "cancelled" in _row(app, "sent-to-b")
-    finally:
-        await asyncio.to_thread(subprocess.run, [CREAM, "worker", "stop"], check=False,
-                                env={**os.environ, "CREAM_HOME": str(b)},
-                                capture_output=True, timeout=120)
-        server_b.stop()
+            await wait_until(pilot, lambda: "hostB up" in screen_text(app)
+                             and "hostB ✗" not in _host_row(app, "hostB", "cream-a"), 30, "B back")
+
+
+@pytest.mark.slow
+async def test_a_run_submitted_from_the_dashboard_runs_on_that_host(
+        sshd, tmp_path: Path, two_homes, tiny_model_dir: Path, monkeypatch) -> None:
+    a, b, gpus = two_homes
+    exp = _tiny_config(tmp_path / "exp.toml", tiny_model_dir)
+    with _two_hosts(sshd, tmp_path, a, b, gpus, monkeypatch) as (app, _, config):
+        try:
+            async with app.run_test(size=(140, 44)) as pilot:
+                await wait_until(pilot, lambda: "hostB up" in screen_text(app)
+                                 and "scir-c" in screen_text(app), 30, "both hosts")
+                assert "0 runs" in screen_text(app)
+                # submit to B from the dashboard (host:path); B's worker runs it there
+                await pilot.press("s")
+                await pilot.pause()
+                for key in f"hostB:{exp}":
+                    await pilot.press(key)
+                await pilot.press("enter")
+                await wait_actions(pilot)
+                await wait_until(pilot, lambda: "sent-to-b" in screen_text(app), 30, "the run")
+                assert "hostB" in _row(app, "sent-to-b") and "queued" in _row(app, "sent-to-b")
+                with contextlib.closing(Store.open(b, create=False)) as store_b:
+                    assert [r["name"] for r in store_b.list_runs()] == ["sent-to-b"]
+                with contextlib.closing(Store.open(a, create=False)) as store_a:
+                    assert "sent-to-b" not in [r["name"] for r in store_a.list_runs()]
+                started = await asyncio.to_thread(
+                    subprocess.run, ["ssh", "-F", str(config), "hostB", CREAM, "worker",
+                                     "start"], capture_output=True, text=True, timeout=60,
+                    check=False)
+                assert started.returncode == 0, started.stderr
+                await wait_until(pilot, lambda: "running" in _row(app, "sent-to-b"), 60,
+                                 "the run running on B")
+                # cancel it from the dashboard: the action goes to B
+                _select(app, "hostB::", "sent-to-b")
+                await pilot.press("c")
+                await pilot.press("y")
+                await wait_actions(pilot)
+                await wait_until(pilot, lambda: "cancelled" in _row(app, "sent-to-b"), 60,
+                                 "the run cancelled on B")
+                with contextlib.closing(Store.open(b, create=False)) as store_b:
+                    assert store_b.list_runs()[0]["status"] == "cancelled"
+        finally:
+            await asyncio.to_thread(subprocess.run, [CREAM, "worker", "stop"], check=False,
+                                    env={**os.environ, "CREAM_HOME": str(b)},
+                                    capture_output=True, timeout=120)
 
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed (CI: apt-get install tmux)")
