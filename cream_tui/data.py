@@ -123,7 +123,7 @@ class DataSource:
     def __init__(self, home: Path, gpu_reader: Callable[[], Any]):
         self.home = home
         self.store: Store | None = None
-        self.error: str | None = None       # a store we must not read (newer schema): sticky
+        self.error: str | None = None       # why the store cannot be read (tried again)
         self.gpus = GpuHistory(gpu_reader)
         self.logs = results.LogTail()
         self._series: dict[str, RunSeries] = {}
@@ -134,9 +134,12 @@ class DataSource:
         if self.store is not None and self.store.immutable and \
                 Path(f"{self.store.path}-wal").exists():  # a read-only home got a writer
             self.reset()
-        if self.store is None and self.error is None:
+        if self.store is None:
+            # tried at every poll: a store that another process is creating (and migrating)
+            # at this very moment can fail once; a newer cream's store fails each time
             try:
                 self.store = Store.open(self.home, create=False)
+                self.error = None
             except StoreError as e:
                 self.error = f"Cannot read the store.\n\n{e}"
         if self.error:

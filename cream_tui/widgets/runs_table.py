@@ -100,17 +100,7 @@ class RunsTable(DataTable):
                       for r, key in ((r, run_key(r)) for r in rows))
         if cells == self._rows:
             return
-        old, self._rows = self._rows, cells
-        if [c[0] for c in old] == [c[0] for c in cells] and \
-                all(len(a) == len(b) for a, b in zip(old, cells)):
-            # the same runs in the same order (a running one's elapsed and ETA moved on):
-            # only the cells that changed are redrawn
-            keys = [c.key for c in self.ordered_columns]
-            for before, after in zip(old, cells):
-                for column, a, b in zip(keys, before[1:], after[1:]):
-                    if a != b:
-                        self.update_cell(after[0], column, b, update_width=True)
-            return
+        self._rows = cells
         current = self.current_run
         self.clear()
         for run_id, *values in cells:

@@ -219,7 +219,9 @@ async def test_a_run_submitted_from_the_dashboard_runs_on_that_host(
                 assert "0 runs" in screen_text(app)
                 # submit to B from the dashboard (host:path); B's worker runs it there
                 await pilot.press("s")
-                await pilot.pause()
+                await wait_until(pilot, lambda: type(app.screen).__name__ == "FilePromptScreen"
+                                 and app.focused is not None
+                                 and type(app.focused).__name__ == "Input", 10, "the prompt")
                 for key in f"hostB:{exp}":
                     await pilot.press(key)
                 await pilot.press("enter")
