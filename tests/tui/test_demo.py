@@ -19,6 +19,7 @@ from tests.conftest import run_cli
 from tests.tui.helpers import TMUX, Pane
 
 
+@pytest.mark.slow  # (about a minute: two whole tiny runs; the default suite stays under 15)
 def test_demo_tiny_no_tui(tmp_path: Path) -> None:
     home = tmp_path / "home"
     r = run_cli("demo", "--tiny", "--no-tui", home=home, timeout=600)
