@@ -99,5 +99,13 @@ class Pane:
                 raise AssertionError(f"not on screen: {missing}\n{screen}")
             time.sleep(0.2)
 
+    def quit(self, timeout: float = 15.0) -> None:
+        """Press q and wait until the dashboard has exited."""
+        self.send("q")
+        deadline = time.time() + timeout
+        while self.alive():
+            assert time.time() < deadline, "q did not quit"
+            time.sleep(0.2)
+
     def alive(self) -> bool:
         return self.tmux("has-session", "-t", "cream", check=False).returncode == 0

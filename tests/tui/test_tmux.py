@@ -41,10 +41,6 @@ def test_cream_tui_in_a_real_terminal(tmp_path: Path) -> None:
         screen = pane.wait_for("DPO loss", "reward margin / accuracy", "mean τ", "mean C",
                                "agree", "0.220", "it2 step 120")
         assert "Traceback" not in screen
-        pane.send("q")
-        deadline = time.time() + 15
-        while pane.alive():
-            assert time.time() < deadline, "q did not quit"
-            time.sleep(0.2)
+        pane.quit()
     finally:
         pane.tmux("kill-server", check=False)
