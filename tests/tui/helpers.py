@@ -52,7 +52,9 @@ async def wait_until(pilot: Pilot, predicate, timeout: float = 10.0, what: str =
         if predicate():
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    notices = [n.message for n in getattr(pilot.app, "_notifications", [])]
+    raise AssertionError(f"timed out waiting for {what}; notices {notices}; the screen:\n"
+                         + screen_text(pilot.app))
 
 
 def make_app(home, run: str | None = None, **kwargs):
