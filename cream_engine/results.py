@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cream_engine import executors, paths, queue
+from cream_engine import eta, executors, paths, queue
 from cream_engine.errors import CreamError
 from cream_engine.executors.slurm import where as slurm_where
 from cream_engine.store import Store
@@ -56,6 +56,7 @@ class RunSummary:
     error: str | None
     run_dir: str
     job: dict | None = None        # the newest job (executor, Slurm id, state, reason, node)
+    estimate: float | None = None  # a queued run: how long it should take once started
     host: str | None = None        # the box it lives on, in a dashboard over several
 
     @property
@@ -81,6 +82,8 @@ class RunSummary:
                 "stage": self.stage if self.stage_status == "running" else None,
                 "stage_progress": progress, "created_at": self.created_at,
                 "elapsed_s": None if self.elapsed is None else round(self.elapsed, 1),
+                "eta_s": None if self.eta is None else round(self.eta),
+                "estimate_s": None if self.estimate is None else round(self.estimate),
                 "error": self.error, "run_dir": self.run_dir, **self.job_json()}
 
     def job_json(self) -> dict[str, Any]:
@@ -108,8 +111,34 @@ def run_summaries(store: Store, now: float | None = None,
     done = {r["run_id"]: r["done"] or 0 for r in store.query(
         "SELECT run_id, SUM(status = 'done') AS done FROM iterations "
         f"{'WHERE run_id = ?' if run_id else ''} GROUP BY run_id", args)}
+    left = _remaining(store, runs, now)
     return [_summary(store, r, jobs.get(r["id"]), stages.get(r["id"], []), done.get(r["id"], 0),
-                     now) for r in runs]
+                     now, left.get(r["id"])) for r in runs]
+
+
+def _remaining(store: Store, runs: list[dict], now: float) -> dict[str, float | None]:
+    """`eta.run_remaining` of each running or queued run (one read of the stage history)."""
+    active = [r for r in runs if r["status"] in ("running", "queued")]
+    if not active:
+        return {}
+    rows = eta.stage_rows_for(store, [r["id"] for r in active])
+    history = eta.History(store.query("SELECT id, config_toml FROM runs"), rows)
+    by_run: dict[str, list[dict]] = {}
+    for s in rows:
+        by_run.setdefault(s["run_id"], []).append(s)
+    return {r["id"]: eta.run_remaining(r, by_run.get(r["id"], []), history, now)
+            for r in active}
+
+
+def queue_eta(rows: list[RunSummary]) -> float | None:
+    """Seconds until every running and queued run is done (`eta.queue_remaining`), queued runs
+    taken as the worker takes them: highest priority first, then oldest."""
+    queued = sorted((r for r in rows if r.status == "queued"),
+                    key=lambda r: (-(r.priority or 0), r.created_at))
+    running = [r.eta for r in rows if r.status == "running"]
+    if not running and not queued:
+        return None
+    return eta.queue_remaining(running, [r.estimate for r in queued])
 
 
 def run_summary(store: Store, ref: str, now: float | None = None) -> RunSummary:
@@ -117,21 +146,12 @@ def run_summary(store: Store, ref: str, now: float | None = None) -> RunSummary:
 
 
 def _summary(store: Store, run: dict, job: dict | None, stages: list[dict], done: int,
-             now: float) -> RunSummary:
+             now: float, remaining: float | None) -> RunSummary:
     status = run["status"]
     iteration = run["iterations"] if status == "done" else int(done)
     last = stages[-1] if stages and status != "done" else None
     start, end = run["started_at"], run["ended_at"]
     elapsed = None if start is None else max((end if end is not None else now) - start, 0.0)
-    eta = None
-    if status == "running" and elapsed and run["iterations"] and last:
-        current = [s for s in stages if s["iteration"] == last["iteration"]]
-        frac = sum(1.0 if s["status"] == "done" else
-                   (s["done_items"] or 0) / s["total_items"] if s["total_items"] else 0.0
-                   for s in current) / len(paths.STAGES)
-        progress = min((iteration + frac) / run["iterations"], 1.0)
-        if progress > 0.001:
-            eta = elapsed * (1 - progress) / progress
     running = job is not None and job["status"] == "running"
     return RunSummary(
         id=run["id"], name=run["name"], method=run["method"], model=run["model"],
@@ -141,7 +161,9 @@ def _summary(store: Store, run: dict, job: dict | None, stages: list[dict], done
         stage_status=last["status"] if last else None,
         stage_done=last["done_items"] if last else None,
         stage_total=last["total_items"] if last else None,
-        created_at=run["created_at"], elapsed=elapsed, eta=eta,
+        created_at=run["created_at"], elapsed=elapsed,
+        eta=remaining if status == "running" else None,
+        estimate=remaining if status == "queued" else None,
         job_status=job["status"] if job else None, priority=job["priority"] if job else None,
         gpus=None if job is None or job["gpus"] < 0 else job["gpus"],
         gpu_uuids=tuple(u for u in (job["gpu_uuids"] or "").split(",") if u) if running

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cream_engine import metric_reads
+from cream_engine.metric_reads import Buckets
 from cream_engine.results import Point
 from cream_engine.store import Store
 
@@ -58,43 +60,54 @@ def _ordered(a: Point, b: Point) -> list[Point]:
 
 @dataclass
 class RunSeries:
-    """The raw points of some metrics of one run, kept up to date by reading only new rows.
+    """Some metrics of one run, kept up to date by reading only new rows.
 
-    Each read takes only the rows above the last id seen (`Store.metric_points`). A restarted
-    stage deletes its old metrics: the caller resets the cache when it sees a
-    stage start again (`fingerprint` changes)."""
+    The first read takes each (metric, iteration) already bucketed by SQLite
+    (`metric_reads.read_series`: at most a couple of thousand points each, however long the
+    run); each later read takes only the rows above the last id seen and drops them into their
+    buckets. A restarted stage deletes its old metrics: the caller resets the cache when it
+    sees a stage start again (`fingerprint` changes)."""
 
     run_id: str
     names: tuple[str, ...]
     last_id: int = -1
     fingerprint: object = None
-    raw: dict[str, dict[tuple[int, int], float]] = field(default_factory=dict)
+    groups: dict[tuple[str, int], Buckets] = field(default_factory=dict)
     version: int = 0          # bumped whenever new points arrive
 
     def update(self, store: Store, fingerprint: object) -> bool:
         """Fetch new rows; True when something changed."""
         reset = fingerprint != self.fingerprint
         if reset:
-            self.last_id, self.raw, self.fingerprint = -1, {}, fingerprint
+            self.last_id, self.groups, self.fingerprint = -1, {}, fingerprint
             self.version += 1
         top = store.last_metric_id()
         if top <= self.last_id:
             return reset
-        rows = store.metric_points(self.run_id, self.names, self.last_id, top)
+        if self.last_id < 0:
+            self.groups = metric_reads.read_series(store, self.run_id, self.names, top)
+            changed = bool(self.groups)
+        else:
+            rows = metric_reads.new_rows(store, self.run_id, self.names, self.last_id, top)
+            for r in rows:
+                key = (r["name"], r["iteration"])
+                group = self.groups.get(key)
+                if group is None:
+                    group = self.groups[key] = Buckets()
+                group.add(r["step"], r["value"])
+            changed = bool(rows)
         self.last_id = top
-        for r in rows:
-            self.raw.setdefault(r["name"], {})[(r["iteration"], r["step"])] = r["value"]
-        if rows:
+        if changed:
             self.version += 1
-        return reset or bool(rows)
+        return reset or changed
 
     def offsets(self, skip: tuple[str, ...] = ()) -> dict[int, int]:
         """x offset of each iteration: the sum of the steps of the iterations before it (the
         metrics named in `skip`, another curve's steps, left out)."""
         last_step: dict[int, int] = {}
-        for points in (v for k, v in self.raw.items() if k not in skip):
-            for it, step in points:
-                last_step[it] = max(step, last_step.get(it, 0))
+        for (name, it), group in self.groups.items():
+            if name not in skip:
+                last_step[it] = max(group.last_step, last_step.get(it, 0))
         out, total = {}, 0
         for it in sorted(last_step):
             out[it] = total
@@ -102,14 +115,17 @@ class RunSeries:
         return out
 
     def series(self, name: str, offsets: dict[int, int], buckets: int) -> tuple[Point, ...]:
-        points = sorted((offsets.get(it, 0) + step, v)
-                        for (it, step), v in self.raw.get(name, {}).items())
+        points: list[Point] = []
+        for it in sorted(it for n, it in self.groups if n == name):
+            offset = offsets.get(it, 0)
+            points += [(offset + x, v) for x, v in self.groups[(name, it)].points()]
+        points.sort(key=lambda p: p[0])   # (already in order, unless offsets overlap)
         return tuple(downsample_minmax(points, buckets))
 
     def last(self, name: str) -> tuple[int, int, float | None] | None:
         """(iteration, step, value) of the newest point of a metric."""
-        points = self.raw.get(name)
-        if not points:
+        its = [it for n, it in self.groups if n == name]
+        if not its:
             return None
-        key = max(points)
-        return key[0], key[1], points[key]
+        group = self.groups[(name, max(its))]
+        return max(its), group.last_step, group.last_value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cream_engine.metric_reads import BUCKETS, Buckets
 from cream_engine.store import Store, open_store
 from cream_tui import format as fmt
 from cream_tui.data import DataSource, empty_message
@@ -35,7 +36,7 @@ def test_series_read_only_new_rows_and_reset_when_a_stage_restarts(store: Store)
     store.log_metrics("other", 0, "train", 1, {"loss": 9.0})
     series = RunSeries("r", ("loss",))
     assert series.update(store, fingerprint=("a",))
-    assert series.raw == {"loss": {(0, 1): 0.7}}
+    assert series.series("loss", series.offsets(), 100) == ((1, 0.7),)
     assert not series.update(store, fingerprint=("a",))          # nothing new
     store.log_metrics("r", 0, "train", 2, {"loss": 0.6})
     store.log_metrics("r", 1, "train", 1, {"loss": 0.5})
@@ -46,7 +47,44 @@ def test_series_read_only_new_rows_and_reset_when_a_stage_restarts(store: Store)
     assert series.last("loss") == (1, 1, 0.5)
     store.execute("DELETE FROM metrics WHERE run_id = 'r' AND iteration = 1")
     assert series.update(store, fingerprint=("b",))              # the stage started again
-    assert series.raw == {"loss": {(0, 1): 0.7, (0, 2): 0.6}}
+    assert series.series("loss", series.offsets(), 100) == ((1, 0.7), (2, 0.6))
+
+
+def test_a_long_series_is_read_bucketed_and_keeps_its_spikes(store: Store) -> None:
+    """Past 2 * BUCKETS rows the first read is SQLite's min/max per bucket of steps; rows
+    written later land in their buckets; a bucket's spike and dip survive both."""
+    n = 10 * BUCKETS
+    values = [0.5 + 0.001 * (s % 7) for s in range(n)]
+    values[4321], values[8765] = 9.0, -3.0
+    store.executemany("INSERT INTO metrics (run_id, iteration, stage, step, name, value, time) "
+                      "VALUES ('r', 0, 'train', ?, 'loss', ?, 0)", list(enumerate(values)))
+    series = RunSeries("r", ("loss",))
+    series.update(store, fingerprint=("a",))
+    group = series.groups[("loss", 0)]
+    assert group.width == 10 and len(group.cells) <= BUCKETS
+    assert series.last("loss") == (0, n - 1, values[-1])
+    drawn = series.series("loss", series.offsets(), 60)
+    assert len(drawn) <= 2 * 60 + 2
+    assert max(v for _, v in drawn) == 9.0 and min(v for _, v in drawn) == -3.0
+    for step in range(n, 3 * n):                     # the run goes on: merged as it grows
+        store.log_metrics("r", 0, "train", step, {"loss": 7.5 if step == 2 * n else 0.5})
+    assert series.update(store, fingerprint=("a",))
+    assert group.width == 20 and len(group.cells) <= 2 * BUCKETS
+    drawn = series.series("loss", series.offsets(), 60)
+    assert {9.0, -3.0, 7.5} <= {v for _, v in drawn}
+    assert series.last("loss") == (0, 3 * n - 1, 0.5)
+    assert drawn[-1][0] >= (3 * n - 1) - group.width    # the x axis reaches the newest step
+
+
+def test_buckets_coarsen_without_losing_the_envelope() -> None:
+    b = Buckets()
+    for step in range(5 * BUCKETS):
+        b.add(step, float(step % 3))
+    b.add(777, 42.0)
+    assert b.width == 4 and len(b.cells) <= 2 * BUCKETS
+    assert (776.0, 42.0) in b.points() and min(v for _, v in b.points()) == 0.0
+    b.add(10 * BUCKETS, float("nan"))                # dropped, but it is the newest step
+    assert b.last_step == 10 * BUCKETS and len(b.cells) <= 2 * BUCKETS
 
 
 def test_home_data_on_a_fixed_clock(tmp_path: Path) -> None:
@@ -57,10 +95,12 @@ def test_home_data_on_a_fixed_clock(tmp_path: Path) -> None:
     data = source.home_data(NOW)
     rows = {r.name: r for r in data.runs}
     running = rows["scir-c"]
-    # 2 of 4 iterations done, the third at 4 stages + 40% of training out of 6: 68.3% in 2 h
+    # 2 of 4 iterations done (each stage 500 s), the third's training 120/300 in 720 s (longer
+    # than before: its own rate, 1080 s more), then its evaluation and a whole iteration
     assert (running.iteration, running.elapsed) == (2, 7200.0)
-    progress = (2 + 4.4 / 6) / 4
-    assert round(running.eta) == round(7200 * (1 - progress) / progress)
+    assert running.eta == 720 * 180 / 120 + 500 + 6 * 500
+    # dpo-d (queued) is of a shape never run: no estimate, so no queue-wide ETA either
+    assert rows["dpo-d"].eta is None and rows["dpo-d"].estimate is None
     assert (running.stage, running.stage_done, running.stage_total) == ("train", 120, 300)
     index = {g.uuid: g.index for g in data.gpus.gpus}
     assert gpu_text(running, index) == "0" and gpu_text(rows["dpo-d"], index) == "auto"
