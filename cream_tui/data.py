@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from cream_engine import compare, executors, paths, queue, results
-from cream_engine.errors import StoreError
+from cream_engine.errors import CreamError, StoreError
 from cream_engine.results import IterationRow, Point, RunSummary, StageRow
 from cream_engine.store import Store
-from cream_tui import actions
+from cream_tui import actions, prompt_data
 from cream_tui import format as fmt
 from cream_tui.gpu_history import GpuHistory, GpuState
 from cream_tui.series import RunSeries
@@ -97,6 +97,13 @@ class CompareData:
     tau: tuple[tuple[str, tuple[Point, ...]], ...] = ()     # (label, (iteration, τ))
     # every evaluation metric the runs have, headline first: (key, (label, (model k, value)))
     evaluations: tuple[tuple[str, tuple[tuple[str, tuple[Point, ...]], ...]], ...] = ()
+    # per evaluation metric, as `evaluations`: (title, "n = 100", widest 95% interval,
+    # the values it can take)
+    eval_spans: tuple[tuple[str, str, float, tuple[float, float] | None], ...] = ()
+    finals: tuple[str | None, ...] = ()                     # each run's final model: "M3"
+    # the final models metric by metric: value, n, 95% interval, verdict
+    metrics: tuple[compare.MetricComparison, ...] = ()
+    loss: tuple[tuple[str, tuple[Point, ...]], ...] = ()    # (label, (step, DPO loss))
 
     @property
     def eval_key(self) -> str | None:
@@ -110,11 +117,10 @@ class CompareData:
 
 
 def display_order(rows: list[RunSummary]) -> list[RunSummary]:
-    """Running first, then queued (highest priority first), then the rest; newest first."""
-    active = ("running", "queued")
-    return sorted(rows, key=lambda r: (active.index(r.status) if r.status in active else 2,
-                                       -(r.priority or 0) if r.status == "queued" else 0,
-                                       -r.created_at))
+    """Newest first, by creation only: a run keeps its place as it starts, finishes or
+    changes priority (the status column says which run and which wait), so the rows under
+    the user's eyes and keys do not move; only a new run pushes them down one."""
+    return sorted(rows, key=lambda r: (-r.created_at, r.host or "", r.id))
 
 
 class DataSource:
@@ -191,7 +197,10 @@ class DataSource:
         store, problem = self.open()
         if store is None:
             return RunData(problem)
-        found = store.find_run(ref)
+        try:
+            found = store.find_run(ref)
+        except CreamError as e:     # an ambiguous ref: the candidates, one line
+            return RunData(e.line)
         if found is None:
             return RunData(f"Run {ref!r}: no such run in {self.home}.")
         run_id = found["id"]
@@ -234,19 +243,69 @@ class DataSource:
         store, problem = self.open()
         if store is None:
             return CompareData(problem)
-        found = [store.find_run(r) for r in refs]
+        try:
+            found = [store.find_run(r) for r in refs]
+        except CreamError as e:
+            return CompareData(e.line)
         missing = [r for r, run in zip(refs, found) if run is None]
         if missing:
             return CompareData(f"No such run: {', '.join(missing)}")
         return compare_from_parts([compare.run_part(store, run) for run in found
                                    if run is not None])
 
+    # -- drill-down: one iteration's prompts, one prompt ----------------------------------
+
+    def prompts_data(self, ref: str, iteration: int) -> PromptsData:
+        """Iteration `iteration` of run `ref`: its prompts summarised (`prompt_view`), read
+        again only when one of its files changed."""
+        store, problem = self.open()
+        if store is None:
+            return PromptsData(problem, iteration=iteration)
+        try:
+            name, have, view = prompt_data.lookup(store, ref, iteration)
+        except CreamError as e:
+            return PromptsData(e.line, iteration=iteration)
+        return PromptsData(None, name, iteration, have, view)
+
+    def prompt_detail(self, ref: str, iteration: int, prompt_id: str) -> PromptData:
+        """One prompt of that iteration in full, read on demand."""
+        store, problem = self.open()
+        if store is None:
+            return PromptData(problem)
+        try:
+            name, _, detail = prompt_data.lookup(store, ref, iteration, prompt_id)
+        except CreamError as e:
+            return PromptData(e.line)
+        return PromptData(None, name, detail)
 
 def compare_from_parts(parts: list[dict]) -> CompareData:
     """The compare screen's value from `compare.run_part`s (of one box, or of several)."""
     names = compare.labels(parts)
     diff = compare.config_diff([compare.parse_config(p["config_toml"]) for p in parts])
+    evaluations = compare.evaluation_lines(parts, names)
     return CompareData(None, tuple(names),
                        tuple((key, tuple(fmt.config_value(v) for v in values))
                              for key, values in diff.items()),
-                       compare.tau_lines(parts, names), compare.evaluation_lines(parts, names))
+                       compare.tau_lines(parts, names), evaluations,
+                       compare.evaluation_spans(parts, [key for key, _ in evaluations]),
+                       tuple(None if k is None else f"M{k}"
+                             for k in compare.final_models(parts)),
+                       compare.comparisons(parts, names), compare.loss_lines(parts, names))
+
+
+@dataclass(frozen=True)
+class PromptsData:
+    """The drill-down list: one iteration's prompts (`prompt_view.IterationView`)."""
+    problem: str | None
+    run_name: str = ""
+    iteration: int = 0
+    iterations: tuple[int, ...] = ()     # the run's iterations that have files
+    view: Any = None                     # prompt_view.IterationView
+
+
+@dataclass(frozen=True)
+class PromptData:
+    """One prompt in full (`prompt_view.PromptDetail`)."""
+    problem: str | None
+    run_name: str = ""
+    detail: Any = None                   # prompt_view.PromptDetail

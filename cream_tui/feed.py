@@ -13,7 +13,9 @@ What it writes, one JSON object per line, each with its kind in "t":
 - `hb`     when nothing else was written for `HEARTBEAT_S`, so the reader knows the link lives.
 
 What it reads: {"op": "watch", "run", "buckets"}, {"op": "act", "id", "name", "args"} (the
-dashboard's queue actions, run here as they run locally), {"op": "compare", "id", "runs"}.
+dashboard's queue actions, run here as they run locally), {"op": "compare", "id", "runs"},
+{"op": "prompts", "id", "run", "iteration", "prompt"} (the drill-down: an iteration's prompts,
+or one prompt in full when "prompt" names it; replied as {"name", "iterations", "data"}).
 It ends when stdin closes (the ssh connection went) or on SIGTERM/SIGHUP.
 """
 
@@ -32,7 +34,7 @@ from typing import IO, Any
 from cream_engine import hosts
 from cream_engine.errors import CreamError
 from cream_engine.gpu import read_gpus
-from cream_tui import actions
+from cream_tui import actions, prompt_data
 from cream_tui.data import DataSource
 
 AGED = ("elapsed", "eta")   # fields the reader ages itself: a change there alone is not sent
@@ -144,7 +146,7 @@ class Feed:
             self._watch = None if run is None else (str(run), int(request.get("buckets") or 60))
             self._watch_sent = {}
             self.wake.set()
-        elif op in ("act", "compare"):  # (a submit checks a config for seconds: not here)
+        elif op in ("act", "compare", "prompts"):  # (a submit checks a config for seconds)
             threading.Thread(target=self._answer, args=(request,), daemon=True).start()
 
     def _answer(self, request: dict) -> None:
@@ -153,6 +155,10 @@ class Feed:
             if request["op"] == "compare":
                 reply.update(ok=True, runs=actions.compare_parts(self.home,
                                                                  list(request["runs"])))
+            elif request["op"] == "prompts":
+                reply.update(ok=True, **prompt_data.answer(
+                    self.home, str(request["run"]), int(request["iteration"]),
+                    request.get("prompt")))
             else:
                 fn = actions.BY_NAME[request["name"]]
                 reply.update(ok=True, line=fn(self.home, *request.get("args", ())))

@@ -18,12 +18,14 @@ from typing import Any
 from cream_engine.errors import CreamError, UsageError
 from cream_engine.hosts import LOCAL, HostLink
 from cream_engine.results import IterationRow, RunSummary, StageRow
-from cream_tui import actions
+from cream_tui import actions, prompt_data
 from cream_tui.data import (
     CompareData,
     DataSource,
     HomeData,
     HostView,
+    PromptData,
+    PromptsData,
     RunData,
     compare_from_parts,
     display_order,
@@ -32,6 +34,7 @@ from cream_tui.data import (
 from cream_tui.gpu_history import GpuRow, GpuState, ProcRow
 
 PARTS_TTL_S = 5.0   # a remote run's compare parts are asked again at most this often
+PROMPTS_TTL_S = 2.0  # and its drill-down (an iteration running grows its files)
 
 
 def _tuples(value: Any) -> Any:
@@ -101,6 +104,7 @@ class MultiSource:
         self.links = {link.spec.name: link for link in links}
         self.names = ([LOCAL] if local is not None else []) + list(self.links)
         self._parts: dict[str, tuple[float, dict]] = {}
+        self._prompts: dict[tuple, tuple[float, dict]] = {}
 
     def start(self) -> MultiSource:
         for link in self.links.values():
@@ -224,3 +228,45 @@ class MultiSource:
         if not reply.get("ok"):
             raise CreamError(f"{host}: {reply.get('line')}")
         return f"{host}: {reply.get('line')}"
+
+    # -- drill-down ------------------------------------------------------------------------
+
+    def prompts_data(self, key: str, iteration: int) -> PromptsData:
+        host, ref = split_key(key)
+        try:
+            link = self._link(host)
+            if link is None:
+                assert self.local is not None
+                return self.local.prompts_data(ref, iteration)
+            reply = self._ask_prompts(link, key, ref, iteration, None)
+        except CreamError as e:
+            return PromptsData(e.line, iteration=iteration)
+        return PromptsData(None, reply["name"], iteration, tuple(reply["iterations"]),
+                           prompt_data.iteration_from_json(reply["data"]))
+
+    def prompt_detail(self, key: str, iteration: int, prompt_id: str) -> PromptData:
+        host, ref = split_key(key)
+        try:
+            link = self._link(host)
+            if link is None:
+                assert self.local is not None
+                return self.local.prompt_detail(ref, iteration, prompt_id)
+            reply = self._ask_prompts(link, key, ref, iteration, prompt_id)
+        except CreamError as e:
+            return PromptData(e.line)
+        return PromptData(None, reply["name"], prompt_data.detail_from_json(reply["data"]))
+
+    def _ask_prompts(self, link: HostLink, key: str, ref: str, iteration: int,
+                     prompt_id: str | None) -> dict:
+        """The far feed's "prompts" reply, asked again at most every PROMPTS_TTL_S (the
+        screen polls every second)."""
+        memo = (key, iteration, prompt_id)
+        cached = self._prompts.get(memo)
+        if cached is not None and time.monotonic() - cached[0] < PROMPTS_TTL_S:
+            return cached[1]
+        reply = link.request("prompts", run=ref, iteration=iteration, prompt=prompt_id,
+                             timeout=30)
+        if not reply.get("ok"):
+            raise CreamError(f"{link.spec.name}: {reply.get('line')}")
+        self._prompts[memo] = (time.monotonic(), reply)
+        return reply

@@ -34,7 +34,7 @@ from cream_engine.errors import (
     disk_error,
     internal_error,
 )
-from cream_tui.cli import dashboard, plan, queue, results, runs, worker
+from cream_tui.cli import dashboard, plan, queue, results, runs, show, worker
 from cream_tui.cli.common import HomeOpt, current, notes
 
 app = typer.Typer(
@@ -67,7 +67,8 @@ def root(ctx: typer.Context, home: HomeOpt = None,
 
 
 for command in (runs.init, runs.validate, plan.plan, runs.run, runs.status, queue.submit,
-                runs.logs, results.gpus, results.compare, results.export, dashboard.demo,
+                runs.logs, results.gpus, results.compare, results.export, show.show,
+                dashboard.demo,
                 dashboard.tui, dashboard.feed):
     app.command()(command)
 app.add_typer(queue.queue_app, name="queue")

@@ -1,6 +1,8 @@
 """One run: live DPO loss and reward margin/accuracy charts against the step (iteration
 boundaries marked), the per-iteration table with a τ sparkline, the stage timeline of the
-current iteration, and the tail of the job log (f toggles follow).
+current iteration, and the tail of the job log (f toggles follow). p opens the drill-down of
+an iteration (the one under the table's cursor when it has focus, else the newest): what the
+model wrote and how it was rewarded, prompt by prompt; enter on the table does the same.
 
 Narrow terminals (under 120 columns) stack everything in one scrolling column with the two
 charts side by side; wide ones put the charts on the left and the rest on the right.
@@ -8,16 +10,19 @@ charts side by side; wide ones put the charts on the left and the rest on the ri
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from cream_tui import format as fmt
 from cream_tui.data import DataSource, RunData
 from cream_tui.screens.base import PolledScreen
-from cream_tui.widgets.iteration_table import IterationTable
+from cream_tui.screens.drilldown import DrilldownScreen
+from cream_tui.widgets.iteration_table import GLOSSARY, IterationTable
 from cream_tui.widgets.log_tail import LogTail
 from cream_tui.widgets.metric_chart import MetricChart
 from cream_tui.widgets.runs_table import STATUS_STYLE, stage_text
@@ -27,7 +32,8 @@ from cream_tui.widgets.tau_sparkline import TauSparkline
 
 class RunScreen(PolledScreen):
     BINDINGS = [Binding("escape,backspace", "back", "Back"),
-                Binding("f", "follow", "Follow log")]
+                Binding("f", "follow", "Follow log"),
+                Binding("p", "prompts", "Prompts")]
 
     def __init__(self, ref: str):
         super().__init__()
@@ -39,11 +45,16 @@ class RunScreen(PolledScreen):
         yield Static(id="run-summary")
         with VerticalScroll(id="run-body"):
             with Horizontal(id="charts"):
-                yield MetricChart("DPO loss", id="loss-chart")
-                yield MetricChart("reward margin / accuracy", id="reward-chart")
+                # a loss starts at ln 2 and moves by 1e-7 in its first steps: an axis at least
+                # 0.05 tall keeps that flat, the ln 2 line says where "no preference" is
+                yield MetricChart("DPO loss", id="loss-chart", min_span=0.05,
+                                  references=((math.log(2), "ln 2"),))
+                yield MetricChart("reward margin / accuracy", id="reward-chart", min_span=0.1)
             with Vertical(id="run-side"):
                 yield Static("[b]iterations[/]: consistency and pairs", classes="section")
                 yield IterationTable(id="iterations")
+                yield Static(Text(GLOSSARY, style="dim"), id="iterations-glossary",
+                             classes="section")
                 yield TauSparkline(id="tau")
                 yield StageTimeline(id="stages")
                 yield Static(id="log-title", classes="section")
@@ -67,7 +78,8 @@ class RunScreen(PolledScreen):
         loss_chart = self.query_one("#loss-chart", MetricChart)
         self._buckets = loss_chart.buckets
         loss_chart.show_lines([(data.loss_label, data.loss, "orange", "left")],
-                              data.boundaries)
+                              data.boundaries,
+                              references=None if data.loss_label == "loss" else ())
         self.query_one("#reward-chart", MetricChart).show_lines(
             [("accuracy →", data.accuracy, "green", "right"),   # first: margins draw over it
              ("margin", data.margins, "cyan", "left")], data.boundaries)
@@ -116,3 +128,15 @@ class RunScreen(PolledScreen):
         path = self.last_shown.log_path if self.loaded else ""
         self._log_title(follow, path)
         self.notify("log: following" if follow else "log: paused", timeout=2)
+
+    def action_prompts(self) -> None:
+        t = self.query_one("#iterations", IterationTable).current_iteration
+        if t is None:
+            self.notify("no iteration yet: its prompts appear once it generates",
+                        severity="warning", timeout=3)
+            return
+        self.app.push_screen(DrilldownScreen(self.ref, t))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "iterations" and event.row_key.value is not None:
+            self.app.push_screen(DrilldownScreen(self.ref, int(event.row_key.value)))

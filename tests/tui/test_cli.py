@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 
 COMMANDS = ["init", "validate", "run", "status", "submit", "queue", "worker", "logs", "gpus",
             "compare", "export", "plan", "demo", "tui",
-            "feed"]
+            "feed", "show"]
 
 
 def _all_commands() -> list[list[str]]:
@@ -164,7 +164,7 @@ def test_gpus_reads_through_the_same_interface(tmp_path: Path) -> None:
     data = json.loads(run_cli("gpus", "--json", env=env).stdout)
     assert data["gpus"][0]["memory_free_mb"] == 79000
     text = run_cli("gpus", env=env).stdout
-    assert "37% util" in text and "1000/80000 MiB" in text and "N/A" in text
+    assert "util 37%" in text and "1.0/78.1 GiB" in text and "N/A" in text
 
 
 def test_an_unexpected_error_is_one_line_and_a_logged_traceback(

@@ -274,10 +274,13 @@ def test_compare_replies_with_the_parts(feed):
     assert [p["id"] for p in parts] == [RUNS.done, RUNS.failed]
     assert [p["name"] for p in parts] == ["cream-a", "srlm-b"]
     for part in parts:
-        assert set(part) == {"id", "name", "config_toml", "tau", "evaluations"}
+        assert set(part) == {"id", "name", "config_toml", "tau", "evaluations", "samples",
+                             "loss"}
         assert "[run]" in part["config_toml"]
     assert parts[0]["tau"] == [[1.0, 0.31], [2.0, 0.47]]
     assert set(parts[0]["evaluations"]) == {"0", "1", "2", "3"}
+    assert parts[0]["samples"]["3"]["sets.mc.gen_acc"] == [100, None]   # n travels
+    assert 0 < len(parts[0]["loss"]) <= 200
 
     feed._answer({"op": "compare", "id": 6, "runs": [RUNS.done, "nope"]})
     [reply] = feed.lines.new()
