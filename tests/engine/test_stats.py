@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from cream_engine.stats import difference_interval, difference_verdict, proportion_interval
+from cream_engine.stats import (
+    _t_within,
+    difference_interval,
+    difference_verdict,
+    mean_difference_interval,
+    mean_interval,
+    proportion_interval,
+    t_quantile,
+)
 
 
 def test_wilson_interval_by_hand() -> None:
@@ -48,3 +56,31 @@ def test_verdicts() -> None:
 def test_bad_counts_are_refused(k: float, n: int) -> None:
     with pytest.raises(ValueError, match="0 <= k <= n"):
         proportion_interval(k, n)  # type: ignore[arg-type]
+
+
+def test_t_distribution_by_hand_and_from_the_table() -> None:
+    # closed forms: df = 1 (Cauchy) P(|T| <= 1) = (2/π)·atan(1) = 1/2; df = 2 P(|T| <= t) =
+    # t/√(t² + 2), so at t = √2: 1/√2; df = 3 at t = √3: θ = π/4, (2/π)(π/4 + (1/√2)(1/√2))
+    assert _t_within(1.0, 1) == pytest.approx(0.5)
+    assert _t_within(2 ** 0.5, 2) == pytest.approx(2 ** -0.5)
+    assert _t_within(3 ** 0.5, 3) == pytest.approx(0.5 + 1 / 3.141592653589793)
+    # the printed table's 97.5% points
+    for df, t in ((1, 12.706), (2, 4.303), (3, 3.182), (10, 2.228), (15, 2.131), (30, 2.042),
+                  (100, 1.984)):
+        assert t_quantile(df) == pytest.approx(t, abs=5e-4), df
+    assert t_quantile(10, 0.90) == pytest.approx(1.812, abs=5e-4)
+    assert 1.960 < t_quantile(10 ** 6) < 1.963          # (→ z)
+    with pytest.raises(ValueError, match="degree"):
+        t_quantile(0)
+
+
+def test_mean_and_welch_intervals_by_hand() -> None:
+    # 2.0 ± t_15 · 1.0/√16 = 2.0 ± 2.13145 · 0.25
+    assert mean_interval(2.0, 1.0, 16) == pytest.approx((1.467137, 2.532863), abs=1e-5)
+    assert mean_interval(2.0, 1.0, 1) is None            # one value: no spread
+    # Welch: v1 = 1/16 = 0.0625, v2 = 1.44/20 = 0.072, ν = 0.1345² / (0.0625²/15 + 0.072²/19)
+    # = 33.92 → 33, t_33 = 2.03452, half = 2.03452 · √0.1345 = 0.746139, δ = 0.5
+    assert mean_difference_interval(2.0, 1.0, 16, 1.5, 1.2, 20) == pytest.approx(
+        (-0.246139, 1.246139), abs=1e-5)
+    assert mean_difference_interval(2.0, 0.0, 5, 1.0, 0.0, 5) == (1.0, 1.0)
+    assert mean_difference_interval(2.0, 1.0, 1, 1.0, 1.0, 5) is None

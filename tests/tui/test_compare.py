@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.tui.compare_fixtures import write_compare_store
 
 A, B = "20250101-120000-srlm-a-ab12", "20250101-130000-cream-b-cd34"
 CONFIG = """[run]
@@ -95,8 +96,7 @@ def test_compare_json_diff_and_rows(filled: Path) -> None:
     assert [x["id"] for x in data["runs"]] == [A, B]
     assert data["runs"][1] == {"id": B, "name": "cream-b", "method": "cream",
                                "model": "bundled:smollm2-135m-instruct", "status": "running"}
-    assert data["config_diff"] == {"run.method": ["srlm", "cream"],
-                                   "run.name": ["srlm-a", "cream-b"],
+    assert data["config_diff"] == {"run.method": ["srlm", "cream"],   # (names are labels)
                                    "train.beta": [0.1, 0.2]}
     rows = {(x["run"], x["model"]): x for x in data["rows"]}
     assert list(rows) == [(A, "M0"), (A, "M1"), (A, "M2"), (B, "M0"), (B, "M1"), (B, "M2")]
@@ -116,7 +116,7 @@ def test_compare_tables_at_80_columns(filled: Path) -> None:
     # the config diff shows exactly the differing keys
     diff = out.split("\nconfig diff")[1].split("\niterations")[0]
     keys = [ln.split()[0] for ln in diff.strip().splitlines()[1:]]
-    assert keys == ["run.method", "run.name", "train.beta"], out
+    assert keys == ["run.method", "train.beta"], out
     assert _line(out, "train.beta").split() == ["train.beta", "0.1", "0.2"]
     # training signals: one row per iteration, the running one with its status
     signals = out.split("\niterations")[1].split("\nevaluation")[0]
@@ -126,7 +126,7 @@ def test_compare_tables_at_80_columns(filled: Path) -> None:
         "cream-b", "M2", "1", "running", "-", "-", "-", "-"]
     assert "M0" not in signals
     # evaluation: M0 from the baseline, M1 from iteration 0's evaluate; short headers intact
-    ev = out.split("\nevaluation")[1]
+    ev = out.split("\nevaluation")[1].split("\nfinal models")[0]
     assert ev.splitlines()[1].split() == ["run", "model", "mc", "gen", "mc", "ll", "arith",
                                           "win/tie/loss", "score", "len"]
     assert _line(ev, "srlm-a", "M0").split() == ["srlm-a", "M0", "0.270", "0.310", "0.040",
@@ -233,3 +233,35 @@ def test_many_sets_and_long_names_stay_legible_at_80_columns() -> None:
     assert "[mc]" in out and "[mc, arith]" in out and "[[bold]x]" in out  # not markup
     assert "evaluation (continued)" in out
     assert out.count("0.30/0.50/0.20") == 6 and out.count("arc_challenge gen") == 1
+
+
+def test_compare_prints_intervals_n_and_verdicts(home: Path) -> None:
+    """The final models' results with n and 95% interval, and a verdict per main metric, in
+    the text (80 columns) and in --json."""
+    ids = write_compare_store(home)
+    r = run_cli("compare", *ids, home=home, env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    final = out.split("\nfinal models: value (95% interval)")[1]
+    assert _line(final, "metric").split() == ["metric", "srlm-x", "M3", "cream-y", "M3",
+                                              "scir-z", "M1"]
+    assert _line(final, "multiple", "choice").split() == ["multiple", "choice", "n", "=", "200"]
+    assert "  generative acc.      0.48 (0.41–0.55)  0.62 (0.55–0.68)  0.52 (0.45–0.59)" \
+        in final
+    assert _line(final.split("which did better")[0], "judge", "score").split()[-2:] == [
+        "2.37", "(2.05–2.69)"]
+    verdicts = " ".join(final.split("which did better")[1].split())   # (lines fold at 80)
+    assert ("- multiple choice: accuracy (generative): cream-y M3 better: 0.620 vs scir-z M1 "
+            "0.520, srlm-x M3 0.480 (n = 200; each difference beyond noise)") in verdicts
+    assert ("- arithmetic: accuracy (generative): within noise at n = 12: cream-y M3 0.167, "
+            "scir-z M1 0.167, srlm-x M3 0.083") in verdicts
+    data = json.loads(run_cli("compare", *ids, "--json", home=home).stdout)
+    mc = next(m for m in data["metrics"] if m["key"] == "sets.mc.gen_acc")
+    assert mc["title"] == "multiple choice: accuracy (generative)"
+    assert [(x["model"], x["value"], x["n"], round(x["low"], 2), round(x["high"], 2))
+            for x in mc["runs"]] == [("M3", 0.48, 200, 0.41, 0.55), ("M3", 0.62, 200, 0.55, 0.68),
+                                     ("M1", 0.52, 200, 0.45, 0.59)]
+    verdict = {v["key"]: v for v in data["verdicts"]}
+    assert verdict["sets.arith.gen_acc"]["verdict"].startswith("within noise at n = 12")
+    assert verdict["win.tie_rate"]["primary"] is False
