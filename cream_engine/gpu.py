@@ -4,8 +4,15 @@
 empty and whose `reason` says why. A reading NVML cannot give (power on some boards, processes
 in a container) is None, shown as "N/A", never an error. The layer knows nothing of the UI.
 
+Each process on a GPU carries what NVML says of it (pid, GPU memory, %SM where the board samples
+it) and what the host says (user, command, CPU %, RSS: `cream_engine.processes`, read from
+/proc; absent for a pid this machine cannot see, as in a container).
+
 Tests and machines without a GPU can point `CREAM_FAKE_GPUS` at a JSON file (a list of GPU
-dicts with the fields below) to exercise the same code paths that real readings take.
+dicts with the fields below; "processes" a list of `GpuProcess` dicts) to exercise the same
+code paths that real readings take. A fake process's host details are read from /proc like a
+real one's (a test can list its own pid), except those the file gives: fixed values keep a
+screenshot the same on every machine.
 """
 
 from __future__ import annotations
@@ -17,11 +24,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cream_engine.processes import ProcessSampler
+
+SM_WINDOW_S = 5.0    # %SM: NVML's per-process samples of the last few seconds, the newest
+HOST_FIELDS = ("user", "command", "cpu_percent", "rss_mb")
+_HOST = ProcessSampler()  # one per process: successive readings give each other CPU %
+
 
 @dataclass
 class GpuProcess:
     pid: int
     used_memory_mb: float | None = None
+    sm_percent: float | None = None     # share of the SMs it kept busy, where NVML samples it
+    user: str | None = None             # host details: None where /proc cannot tell
+    command: str | None = None
+    cpu_percent: float | None = None    # of one core, as `top` counts it
+    rss_mb: float | None = None
 
 
 @dataclass
@@ -59,8 +77,14 @@ class GpuReport:
         return [{"time": self.time, "gpu_index": g.index, "uuid": g.uuid, "name": g.name,
                  "utilization": g.utilization, "memory_used_mb": g.memory_used_mb,
                  "memory_total_mb": g.memory_total_mb, "temperature_c": g.temperature_c,
-                 "power_w": g.power_w, "processes": [asdict(p) for p in g.processes]}
+                 "power_w": g.power_w, "processes": [_compact(p) for p in g.processes]}
                 for g in self.gpus]
+
+
+def _compact(p: GpuProcess) -> dict[str, Any]:
+    """A process for the store: pid and memory always, the other fields where known."""
+    return {k: v for k, v in asdict(p).items()
+            if v is not None or k in ("pid", "used_memory_mb")}
 
 
 def _try(fn: Any, *args: Any) -> Any:
@@ -86,12 +110,31 @@ def _fake(path: str) -> GpuReport:
                      driver="fake")
 
 
-def read_gpus() -> GpuReport:
-    """Read every GPU once. Never raises: no driver, no GPU or a GPU that cannot be read are
-    states of the report."""
+def read_gpus(*, cpu_window_s: float = 0.0) -> GpuReport:
+    """Read every GPU once, with its processes' host details. Never raises: no driver, no GPU
+    or a GPU that cannot be read are states of the report. `cpu_window_s`: how long to watch
+    a process seen for the first time, for its CPU % (else None until the next reading)."""
     fake = os.environ.get("CREAM_FAKE_GPUS")
-    if fake:
-        return _fake(fake)
+    report = _fake(fake) if fake else _read_nvml()
+    _add_host_details(report, cpu_window_s)
+    return report
+
+
+def _add_host_details(report: GpuReport, window_s: float) -> None:
+    """Fill each process's user, command, CPU % and RSS from /proc (those not already set)."""
+    pids = {p.pid for g in report.gpus for p in g.processes
+            if any(getattr(p, k) is None for k in HOST_FIELDS)}
+    if not pids:
+        return
+    found = _HOST.read(pids, window_s)
+    for p in (p for g in report.gpus for p in g.processes):
+        info = found.get(p.pid)
+        for key in HOST_FIELDS if info is not None else ():
+            if getattr(p, key) is None:
+                setattr(p, key, getattr(info, key))
+
+
+def _read_nvml() -> GpuReport:
     try:
         import pynvml
     except ImportError:
@@ -120,8 +163,12 @@ def _read_one(nv: Any, index: int) -> GpuInfo:
     mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
     power = _try(nv.nvmlDeviceGetPowerUsage, h)
     temp = _try(nv.nvmlDeviceGetTemperature, h, 0)  # NVML_TEMPERATURE_GPU
-    procs = (_try(nv.nvmlDeviceGetComputeRunningProcesses, h) or []) + \
+    listed = (_try(nv.nvmlDeviceGetComputeRunningProcesses, h) or []) + \
         (_try(nv.nvmlDeviceGetGraphicsRunningProcesses, h) or [])
+    procs: dict[int, Any] = {}
+    for p in listed:                  # a process both computing and drawing: listed once
+        procs.setdefault(p.pid, p)
+    sm = _sm_percent(nv, h)
     mb = 1024 * 1024
     return GpuInfo(
         index=index, uuid=str(_try(nv.nvmlDeviceGetUUID, h) or f"GPU-{index}"),
@@ -132,6 +179,26 @@ def _read_one(nv: Any, index: int) -> GpuInfo:
         temperature_c=float(temp) if temp is not None else None,
         power_w=power / 1000 if power is not None else None,
         processes=[GpuProcess(p.pid, (p.usedGpuMemory or 0) / mb
-                              if getattr(p, "usedGpuMemory", None) is not None else None)
-                   for p in procs],
+                              if getattr(p, "usedGpuMemory", None) is not None else None,
+                              sm_percent=None if sm is None else sm.get(p.pid, 0.0))
+                   for p in procs.values()],
     )
+
+
+def _sm_percent(nv: Any, h: Any) -> dict[int, float | None] | None:
+    """{pid: %SM} from NVML's samples of the last seconds (a pid with none was idle: 0), or
+    None where the board or driver does not sample processes."""
+    since = int((time.time() - SM_WINDOW_S) * 1_000_000)       # NVML counts microseconds
+    try:
+        samples = nv.nvmlDeviceGetProcessUtilization(h, since)
+    except (nv.NVMLError, AttributeError) as e:  # "not found": none sampled lately; else
+        # the board, driver or library does not sample processes
+        no_sample = (getattr(nv, "NVML_SUCCESS", 0), getattr(nv, "NVML_ERROR_NOT_FOUND", 6))
+        return {} if getattr(e, "value", None) in no_sample else None
+    newest: dict[int, Any] = {}
+    for s in samples:
+        if s.pid not in newest or s.timeStamp > newest[s.pid].timeStamp:
+            newest[s.pid] = s
+    # a few drivers answer UINT_MAX for "no value": out of range is no reading
+    return {pid: float(s.smUtil) if 0 <= s.smUtil <= 100 else None
+            for pid, s in newest.items()}

@@ -1,5 +1,8 @@
-"""Small text helpers shared by the screens: durations, numbers, sparklines, progress bars.
-A missing value is shown as "-" (or "N/A" for a GPU reading), never raised."""
+"""Small text helpers shared by the screens: durations, numbers, memory, sparklines, progress
+bars. A missing value is shown as "-" (or "N/A" for a GPU reading), never raised.
+
+Memory, GPU and host alike, has one style everywhere: binary units, GiB with one decimal from
+1 GiB up (`38.2 GiB`, `38.2/79.6 GiB`), whole MiB below (`512 MiB`), as NVML and /proc count."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+MIB_PER_GIB = 1024.0
 
 
 def duration(seconds: float | None) -> str:
@@ -64,6 +68,24 @@ def na(value: float | None, fmt: str) -> str:
     return "N/A" if value is None else fmt.format(value)
 
 
+def memory(mib: float | None) -> str:
+    """`38.2 GiB`, `512 MiB`; "N/A" when unknown."""
+    if mib is None or not math.isfinite(mib):
+        return "N/A"
+    return f"{mib / MIB_PER_GIB:.1f} GiB" if abs(mib) >= MIB_PER_GIB else f"{mib:.0f} MiB"
+
+
+def memory_pair(used_mib: float | None, total_mib: float | None) -> str:
+    """Used of total in the total's unit: `38.2/79.6 GiB`, `300/512 MiB`, `N/A/79.6 GiB`."""
+    if total_mib is None or not math.isfinite(total_mib):
+        return "N/A" if used_mib is None else f"{memory(used_mib)}/N/A"
+    gib = abs(total_mib) >= MIB_PER_GIB
+    scale, unit, spec = (MIB_PER_GIB, "GiB", "{:.1f}") if gib else (1.0, "MiB", "{:.0f}")
+    used = "N/A" if used_mib is None or not math.isfinite(used_mib) \
+        else spec.format(used_mib / scale)
+    return f"{used}/{spec.format(total_mib / scale)} {unit}"
+
+
 def sparkline(values: Sequence[float | None], width: int | None = None,
               lo: float | None = None, hi: float | None = None) -> str:
     """One block character per value (the last `width` values); a gap for a missing one."""
@@ -82,6 +104,24 @@ def sparkline(values: Sequence[float | None], width: int | None = None,
         frac = 0.5 if span <= 0 else (min(max(v, lo), hi) - lo) / span
         out.append(BLOCKS[min(int(frac * len(BLOCKS)), len(BLOCKS) - 1)])
     return "".join(out)
+
+
+def sparkline_rows(values: Sequence[float | None], width: int, height: int,
+                   lo: float = 0.0, hi: float = 100.0) -> list[str]:
+    """A sparkline `height` rows tall (top row first): each value fills its column from the
+    bottom in eighths of a row; a gap for a missing one."""
+    vals = list(values)[-width:] if width else list(values)
+    eighths = [None if v is None or not math.isfinite(v) else      # (at least ▁: present)
+               max(round((min(max(v, lo), hi) - lo) / (hi - lo or 1) * height * 8), 1)
+               for v in vals]
+    rows = []
+    for r in range(height - 1, -1, -1):           # r: rows of eighths below this one
+        row = []
+        for e in eighths:
+            fill = 0 if e is None else min(max(e - r * 8, 0), 8)
+            row.append(BLOCKS[fill - 1] if fill else " ")
+        rows.append("".join(row))
+    return rows
 
 
 def bar(fraction: float | None, width: int) -> str:

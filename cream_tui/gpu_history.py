@@ -21,14 +21,22 @@ HISTORY = 240           # samples kept per GPU (about four minutes at the worker
 HISTORY_S = 600.0       # how far back the first read looks
 FRESH_S = 30.0          # samples older than this: the worker is not sampling, read live
 LIVE_EVERY_S = 5.0      # our own NVML reading, at most this often
+PROC_DETAILS = ("sm_percent", "user", "command", "cpu_percent", "rss_mb")  # ProcRow's tail
 
 
 @dataclass(frozen=True)
 class ProcRow:
+    """A process on a GPU. The fields after `run_name` are optional, in the order a remote
+    feed may send them (`ProcRow(*fields)`); None where nothing says ("—")."""
     pid: int
     used_memory_mb: float | None
     run_id: str | None
     run_name: str | None
+    sm_percent: float | None = None
+    user: str | None = None
+    command: str | None = None
+    cpu_percent: float | None = None
+    rss_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,8 @@ class GpuHistory:
         for p in procs or []:
             run_id = p.get("run_id") or job_pids.get(p.get("pid"))
             rows.append(ProcRow(int(p.get("pid") or 0), p.get("used_memory_mb"), run_id,
-                                run_names.get(run_id) if run_id else None))
+                                run_names.get(run_id) if run_id else None,
+                                *(p.get(k) for k in PROC_DETAILS)))
         uuid = r["uuid"]
         return GpuRow(index=r["gpu_index"], uuid=uuid, name=r.get("name") or "GPU",
                       utilization=r.get("utilization"), memory_used_mb=r.get("memory_used_mb"),

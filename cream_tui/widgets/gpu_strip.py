@@ -1,5 +1,6 @@
 """The compact GPU strip of the home screen: per GPU, utilisation and memory with a history
-sparkline; the plain reason when there is no GPU."""
+sparkline, memory used and temperature, coloured by level; the plain reason when there is no
+GPU."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from cream_tui import format as fmt
+from cream_tui import gpu_levels as levels
 from cream_tui.data import HostView
 from cream_tui.gpu_history import GpuRow, GpuState
 
@@ -70,13 +72,17 @@ class GpuStrip(Static):
 
 
 def gpu_line(text: Text, g: GpuRow, width: int) -> None:
-    """One GPU: utilisation and memory, each with its history sparkline."""
-    spark = max(min((width - 44) // 2, 30), 4)
+    """One GPU: utilisation and memory, each with its history sparkline, then the memory in
+    GiB and the temperature; loads and temperature coloured by level (as on the GPU screen)."""
+    spark = max(min((width - 50) // 2, 30), 4)
     text.append(f"GPU{g.index} ", style="bold")
-    text.append(f"util {fmt.na(g.utilization, '{:3.0f}%')} ")
+    text.append("util ")
+    text.append_text(levels.percent(g.utilization))
+    text.append(" ")
     text.append(fmt.sparkline(g.util_history, spark, 0, 100), style="green")
-    text.append(f"  mem {fmt.na(g.memory_percent, '{:3.0f}%')} ")
+    text.append("  mem ")
+    text.append_text(levels.percent(g.memory_percent))
+    text.append(" ")
     text.append(fmt.sparkline(g.mem_history, spark, 0, 100), style="cyan")
-    used = fmt.na(g.memory_used_mb and g.memory_used_mb / 1024, "{:.0f}")
-    total = fmt.na(g.memory_total_mb and g.memory_total_mb / 1024, "{:.0f}G")
-    text.append(f" {used}/{total}")
+    text.append(f" {fmt.memory_pair(g.memory_used_mb, g.memory_total_mb):>13}  ")
+    text.append_text(levels.temperature(g.temperature_c))

@@ -3,6 +3,7 @@ own NVML reading when no worker samples, and "no GPU on this machine" said plain
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cream_engine.gpu import GpuInfo, GpuProcess, GpuReport
@@ -25,9 +26,11 @@ async def test_samples_with_history_and_processes_mapped_to_runs(tui_home: Path)
         text = screen_text(app)
         assert "samples from the worker" in text
         assert "GPU0 NVIDIA H100 80GB HBM3" in text and "temp 65°C" in text
-        assert "pid 4242" in text and "run scir-c" in text
-        assert "pid 999" in text and "not one of ours" in text
-        assert "power N/A" in text                     # GPU1's board gives no power reading
+        assert re.search(r"^ +4242 .* scir-c ", text, re.MULTILINE)     # GPU0 (selected): its process
+        assert re.search(r"GPU1 .*power +N/A", text)   # GPU1's board gives no power reading
+        await pilot.press("down")
+        await wait_loaded(pilot)
+        assert re.search(r"^ +999 .* — ", screen_text(app), re.MULTILINE)   # GPU1's: not one of ours
 
 
 async def test_no_gpu_is_a_state_not_an_error(tui_env: Path) -> None:
@@ -54,4 +57,5 @@ async def test_live_reading_when_nothing_is_sampled(tui_env: Path) -> None:
         await wait_loaded(pilot)
         text = screen_text(app)
         assert "live NVML reading (no worker is sampling)" in text
-        assert "GPU0 Fake GPU" in text and "mem    25%" in text and "pid 77" in text
+        assert "GPU0  Fake GPU" in text and re.search(r"mem +25%", text)
+        assert re.search(r"^ +77 ", text, re.MULTILINE)

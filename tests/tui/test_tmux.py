@@ -34,12 +34,15 @@ def test_cream_tui_in_a_real_terminal(tmp_path: Path) -> None:
     try:
         pane.wait_for("scir-c", "srlm-b", "queue accepting jobs", "GPU0 util", "GPU1 util")
         pane.send("g")                                           # the GPU panel
-        pane.wait_for("GPU0 NVIDIA H100 80GB HBM3", "pid 4242", "run scir-c", "power N/A")
+        pane.wait_for("── GPU0 NVIDIA H100 80GB HBM3", "1 proc: scir-c", "35.6 GiB",
+                      "util  84% history")
         pane.send("Escape")
         pane.wait_for("queue accepting jobs")
+        pane.send("Down")                  # newest first: cream-e, dpo-d, then scir-c
+        pane.send("Down")
         pane.send("Enter")                                       # scir-c, the running run
-        screen = pane.wait_for("DPO loss", "reward margin / accuracy", "mean τ", "mean C",
-                               "agree", "0.220", "it2 step 120")
+        screen = pane.wait_for("scir-c · scir", "DPO loss", "reward margin / accuracy",
+                               "mean τ", "mean C", "agree", "0.220", "step 120 loss")
         assert "Traceback" not in screen
         pane.quit()
     finally:
