@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import statistics
-import tomllib
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import tomllib
 
 from cream_engine.paths import BASELINE, SFT, SFT_EVAL, STAGES
 

@@ -13,6 +13,7 @@ Light layer: standard library only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from cream_engine.store import Store
@@ -34,7 +35,7 @@ class Buckets:
     def add(self, step: int, value: float | None) -> None:
         if step >= self.last_step:
             self.last_step, self.last_value = step, value
-        if value is None or value != value or value in (float("inf"), float("-inf")):
+        if value is None or not math.isfinite(value):
             return
         self._put(step // self.width, value, value)
         if len(self.cells) > 2 * BUCKETS:

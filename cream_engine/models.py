@@ -23,6 +23,7 @@ import importlib.util
 import json
 import pickle
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -58,6 +59,9 @@ TINY_SEED = 1234
 TINY_REWARD_SEED = 4321
 # the context of each bundled model, known before it is built (a test checks the built ones)
 BUNDLED_CONTEXT = {"smollm2-135m-instruct": 8192, "tiny-random": 2048}
+# bundled models whose first build is worth a line: most of it goes into transformers
+# dequantising the Q4_1 GGUF (~60%), then importing torch and reading its tokenizer
+SLOW_BUILDS = {"smollm2-135m-instruct": ("SmolLM2-135M-Instruct", "under 2 min")}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -134,11 +138,19 @@ def prepare(name: str, home: Path, build: Any) -> Path:
     with _lock(paths.models_dir(home) / f".{name}.lock"):
         if (target / MARKER).is_file():  # another process built it while we waited
             return target
+        slow = SLOW_BUILDS.get(name)
+        if slow:  # (on stderr: the demo's terminal, `cream run`'s, or the job's log)
+            print(f"cream: preparing {slow[0]} once ({slow[1]})…", file=sys.stderr, flush=True)
         with atomic_folder(target) as folder:
             started = time.time()
             info = build(folder)
             info.update(name=name, built_at=time.time(), build_seconds=time.time() - started)
             (folder / MARKER).write_text(json.dumps(info, indent=2))
+        if slow:
+            minutes, seconds = divmod(round(info["build_seconds"]), 60)
+            print(f"cream: prepared {slow[0]} in " + (f"{minutes}m{seconds:02d}s" if minutes
+                                                      else f"{seconds}s") + f" ({target})",
+                  file=sys.stderr, flush=True)
     return target
 
 

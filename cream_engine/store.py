@@ -25,8 +25,8 @@ from errno import EDQUOT, ENOSPC
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from cream_engine import paths
-from cream_engine.errors import DiskError, RunNotFound, StoreError, disk_error
+from cream_engine import lookup, paths
+from cream_engine.errors import DiskError, StoreError, disk_error
 from cream_engine.schema import migrate, refuse_migration
 
 BUSY_TIMEOUT_S = 30.0
@@ -241,23 +241,14 @@ class Store:
         return rows[0] if rows else None
 
     def find_run(self, ref: str) -> dict | None:
-        """A run by id, by a unique id prefix, or by name (the newest run of that name)."""
-        run = self.get_run(ref)
-        if run:
-            return run
-        by_prefix = self.query("SELECT * FROM runs WHERE substr(id, 1, ?) = ?", [len(ref), ref])
-        if len(by_prefix) == 1:
-            return by_prefix[0]
-        by_name = self.query("SELECT * FROM runs WHERE name = ? ORDER BY created_at DESC "
-                             "LIMIT 1", [ref])
-        return by_name[0] if by_name else None
+        """A run by id, by name (the newest of that name), or by a prefix of either that
+        matches one run (`lookup.py`); None when none matches, `AmbiguousRun` (exit 2, the
+        line lists them) when several do."""
+        return lookup.find_run(self, ref)
 
     def require_run(self, ref: str) -> dict:
         """`find_run`, or `RunNotFound` (one line, exit 2)."""
-        run = self.find_run(ref)
-        if run is None:
-            raise RunNotFound(ref)
-        return run
+        return lookup.require_run(self, ref)
 
     def list_runs(self) -> list[dict]:
         return self.query("SELECT * FROM runs ORDER BY created_at DESC")

@@ -61,8 +61,7 @@ def say(message: str) -> None:
 def run_demo(home: Path, tiny: bool, tui: bool) -> int:
     configs = [demo_config(m, tiny) for m in METHODS]
     model = configs[0].run.model
-    say(f"preparing {model} under {home} (the first time converts the bundled GGUF once; "
-        "later runs reuse the folder)")
+    # built once under <home>/models: the first time it says so on stderr, with the time taken
     proc = subprocess.run([sys.executable, "-m", "cream_engine", "--home", str(home),
                            "prepare-model", model], stdout=subprocess.DEVNULL)
     if proc.returncode != 0:

@@ -3,8 +3,9 @@ has `--json`. Numbers that are missing print as "-", GPU readings as "N/A"."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -22,16 +23,24 @@ def _table(title: str | None = None) -> Table:
 
 
 def print_runs(rows: list[RunSummary], console: Console | None = None) -> None:
-    table = _table()
-    for col in ("run", "method", "status", "iter", "stage", "created"):
-        table.add_column(col)
+    """`cream status`: one line per run, its name whole at any width (piped too: 80
+    columns); the other columns are cut or left out first."""
+    stages = []
     for r in rows:
         stage = "-"
         if r.stage and r.stage_status == "running":
             stage = r.stage + (f" {r.stage_done}/{r.stage_total}" if r.stage_total else "")
-        table.add_row(r.id, r.method, r.status, f"{r.iteration}/{r.iterations}", stage,
-                      fmt.clock(r.created_at))
-    (console or Console()).print(table)
+        stages.append(stage)
+    print_fitted(console or Console(), [
+        Col("name", [r.name for r in rows], fold=True),
+        Col("id", [r.id for r in rows], least=ID_LEAST),
+        Col("method", [r.method for r in rows]),
+        Col("status", [r.status for r in rows]),
+        Col("iter", [f"{r.iteration}/{r.iterations}" for r in rows]),
+        Col("stage", stages, least=8),
+        Col("created", [fmt.clock(r.created_at) for r in rows])],
+        steps=(("drop", "created"), ("cut", "id"), ("cut", "stage"), ("drop", "method"),
+               ("drop", "id"), ("drop", "stage"), ("drop", "iter")))
 
 
 def print_run(d: dict, console: Console | None = None) -> None:
@@ -61,15 +70,20 @@ def print_run(d: dict, console: Console | None = None) -> None:
 def print_jobs(rows: list[dict], console: Console | None = None) -> None:
     """`cream queue ls`: a local job's GPUs and pid; a Slurm job's id, why it is pending, its
     node and elapsed time once it runs ("unknown (slurmctld unreachable)" when Slurm cannot be
-    asked)."""
-    table = _table()
-    for col in ("job", "run", "method", "status", "prio", "gpus", "where", "started"):
-        table.add_column(col)
-    for j in rows:
-        table.add_row(str(j["id"]), j["run_id"], j["method"], job_status(j),
-                      str(j["priority"]), "auto" if j["gpus"] is None else str(j["gpus"]),
-                      job_where(j), fmt.clock(j["started_at"]))
-    (console or Console()).print(table)
+    asked). The run's name stays whole at any width, as in `print_runs`."""
+    print_fitted(console or Console(), [
+        Col("job", [str(j["id"]) for j in rows]),
+        Col("name", [j.get("name") or "-" for j in rows], fold=True),
+        Col("id", [j["run_id"] for j in rows], least=ID_LEAST),
+        Col("method", [j["method"] for j in rows]),
+        Col("status", [job_status(j) for j in rows]),
+        Col("prio", [str(j["priority"]) for j in rows]),
+        Col("gpus", ["auto" if j["gpus"] is None else str(j["gpus"]) for j in rows]),
+        Col("where", [job_where(j) for j in rows], least=12),
+        Col("started", [fmt.clock(j["started_at"]) for j in rows])],
+        steps=(("drop", "started"), ("cut", "where"), ("cut", "id"), ("drop", "method"),
+               ("drop", "id"), ("drop", "prio"), ("drop", "gpus"), ("drop", "job"),
+               ("drop", "where")))
 
 
 def job_status(j: dict) -> str:
@@ -94,14 +108,61 @@ def job_where(j: dict) -> str:
     return text
 
 
-def gpu_lines(report: Any) -> list[str]:
-    """One line per GPU (or the reason there is none)."""
-    if not report.gpus:
-        return [f"{report.reason}; runs use the CPU"]
-    return [f"[{g.index}] {g.name}  {fmt.na(g.utilization, '{:.0f}%')} util  "
-            f"{fmt.na(g.memory_used_mb, '{:.0f}')}/{fmt.na(g.memory_total_mb, '{:.0f}')} MiB  "
-            f"{fmt.na(g.temperature_c, '{:.0f}C')}  {fmt.na(g.power_w, '{:.0f} W')}  "
-            f"{len(g.processes)} procs  {g.uuid}" for g in report.gpus]
+# -- tables that fit the terminal --------------------------------------------------------------
+
+ID_LEAST = 16        # a run id cut to this still shows its date and time (a usable prefix)
+NAME_LEAST = 12      # below this a run name wraps onto more lines (never cut)
+
+
+@dataclass
+class Col:
+    """A column of `print_fitted`: `fold` wraps a cell instead of cutting it (a run name);
+    `least` is the width a "cut" step may shorten it to (with "…")."""
+
+    header: str
+    cells: list[str]
+    fold: bool = False
+    least: int = 0
+
+    def natural(self) -> int:
+        return max([cell_len(self.header)] + [cell_len(c) for c in self.cells])
+
+
+def print_fitted(console: Console, cols: list[Col],
+                 steps: tuple[tuple[str, str], ...]) -> None:
+    """A table within the console's width (80 when piped, unless COLUMNS says otherwise):
+    while it is too wide, the next step cuts a column to its `least` width or drops it; what
+    is still too wide after every step comes out of the folded column (the name), which then
+    wraps rather than lose a character."""
+    widths = {c.header: c.natural() for c in cols}
+    shown = list(cols)
+
+    def excess() -> int:  # (box=None: one space of padding each side of every column)
+        return sum(widths[c.header] + 2 for c in shown) - console.width
+
+    for action, header in steps:
+        over = excess()
+        if over <= 0:
+            break
+        col = next((c for c in shown if c.header == header), None)
+        if col is None:
+            continue
+        if action == "drop":
+            shown.remove(col)
+        else:
+            widths[header] = max(min(col.least, widths[header]), widths[header] - over)
+    for col in shown:
+        over = excess()
+        if col.fold and over > 0:
+            widths[col.header] = max(min(NAME_LEAST, widths[col.header]),
+                                     widths[col.header] - over)
+    table = _table()
+    for col in shown:
+        table.add_column(Text(col.header), width=widths[col.header], no_wrap=not col.fold,
+                         overflow="fold" if col.fold else "ellipsis")
+    for row in zip(*(c.cells for c in shown)):
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
 
 
 def worker_lines(data: dict) -> list[str]:

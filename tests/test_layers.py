@@ -36,7 +36,7 @@ LIGHT = {"cream_engine", "cream_engine.errors", "cream_engine.config", "cream_en
          "cream_engine.executors", "cream_engine.executors.slurm",
          "cream_engine.executors.sbatch", "cream_engine.hosts",
          "cream_engine.prompt_view", "cream_engine.eta", "cream_engine.metric_reads",
-         "cream_engine.processes"}
+         "cream_engine.processes", "cream_engine.lookup", "cream_engine.eval_metrics"}
 HEAVY_LIBS = ("torch", "transformers", "trl", "vllm", "peft", "accelerate", "datasets",
               "pandas")
 MAX_LINES = 420  # "a few hundred lines": a module past ~400 is asking to be split

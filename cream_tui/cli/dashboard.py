@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from cream_engine import hosts, userconfig
-from cream_tui.cli.common import HomeOpt, data_home
+from cream_engine.errors import UsageError
+from cream_tui.cli.common import HomeOpt, data_home, store_with
 
 
 def demo(ctx: typer.Context, home: HomeOpt = None,
@@ -35,6 +37,10 @@ def tui(ctx: typer.Context, home: HomeOpt = None,
     Each other box is read through your own `ssh` (your ~/.ssh/config, agent, ProxyJump,
     ControlMaster): one `ssh HOST cream feed` per host, kept open; no port is opened
     anywhere. On one box only, over SSH: `ssh -t host cream tui`."""
+    missing = not_a_terminal()
+    if missing:
+        raise UsageError(f"cream tui needs a terminal: {missing} is not one (over ssh: "
+                         "ssh -t HOST cream tui); try `cream status` for the runs as text")
     from cream_tui.app import run_app  # textual only when the dashboard opens
 
     known = userconfig.host_specs()
@@ -42,7 +48,23 @@ def tui(ctx: typer.Context, home: HomeOpt = None,
     specs = [hosts.resolve(n, known) for n in dict.fromkeys(names)]
     if specs == [None]:  # (only this box: the dashboard over one data home)
         specs = []
+    if run is not None and not specs:
+        # a name, a name prefix or an id prefix, resolved as every command does: an unknown
+        # or ambiguous one is one line here, not a blank run screen
+        store = store_with(ctx, home, run)
+        run = store.require_run(run)["id"]
+        store.close()
     raise typer.Exit(run_app(data_home(ctx, home), run, hosts=specs))
+
+
+def not_a_terminal() -> str | None:
+    """Which of stdin (keys), stdout and stderr (where textual draws) is not a terminal, or
+    None. Piped or redirected, the dashboard would draw escape codes into a file or wait for
+    keys that never come."""
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr)):
+        if stream is None or not stream.isatty():
+            return name
+    return None
 
 
 def feed(ctx: typer.Context, home: HomeOpt = None,

@@ -194,8 +194,10 @@ def queue_priority(ctx: typer.Context, run: RunArg,
                    home: HomeOpt = None, host: HostOpt = None) -> None:
     """Change a queued job's priority."""
     on_host(host)
-    queue.set_priority(store_with(ctx, home, run), run, priority)
-    typer.echo(f"{run}: priority {priority}")
+    store = store_with(ctx, home, run)
+    run_id = store.require_run(run)["id"]  # (the line names the run a name or prefix meant)
+    queue.set_priority(store, run_id, priority)
+    typer.echo(f"{run_id}: priority {priority}")
 
 
 @queue_app.command("drain")

@@ -1,5 +1,8 @@
 """Home: the runs and the queue, one row per run, and a compact GPU strip.
 
+The rows are in a fixed order, newest first (`data.display_order`): a run keeps its row as it
+starts and ends, so marks (kept by run key) and the cursor never end up on another run.
+
 Keys: enter opens a run, s submits a config, c cancels (after a confirmation), r retries or
 resumes, +/- change a queued run's priority, d drains (or resumes) the queue, / filters,
 space marks runs and m compares the marked ones, g shows the GPUs, ? help, q quits.
@@ -17,6 +20,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from cream_engine import results
+from cream_engine.results import RunSummary
 from cream_tui import format as fmt
 from cream_tui.data import DataSource, HomeData, run_key, split_key
 from cream_tui.messages import OpenCompare, OpenRun, QueueAction
@@ -108,6 +113,10 @@ class HomeScreen(PolledScreen):
         parts = [f"{len(data.runs)} runs", f"{running} running", f"{queued} queued",
                  "[b reverse] queue drained [/] d resumes" if data.drained
                  else "queue accepting jobs"]
+        if running or queued:
+            left = queue_left(data.runs)
+            # (unknown while a queued run's shape was never run here: no guess)
+            parts.insert(3, f"all done in {fmt.estimate(left) if left is not None else '?'}")
         if data.hosts:
             parts[3:4] = [f"{len(data.hosts)} hosts"] + [
                 f"[b red]{h.name} {h.state}[/]" for h in data.hosts
@@ -240,3 +249,14 @@ class HomeScreen(PolledScreen):
             return
         order = [run_key(r) for r in self.last_shown.runs if run_key(r) in self.marked]
         self.post_message(OpenCompare(order))
+
+
+def queue_left(rows: tuple[RunSummary, ...]) -> float | None:
+    """When every running and queued run should be done (`results.queue_eta`); over several
+    boxes, each has its own queue: the last of them."""
+    by_host: dict[str | None, list[RunSummary]] = {}
+    for r in rows:
+        by_host.setdefault(r.host, []).append(r)
+    lefts = [results.queue_eta(group) for group in by_host.values()
+             if any(r.status in ("running", "queued") for r in group)]
+    return None if not lefts or None in lefts else max(x for x in lefts if x is not None)

@@ -1,5 +1,6 @@
-"""The runs/queue table of the home screen: one row per run, updated in place (the cursor stays
-on the same run when rows move or change)."""
+"""The runs/queue table of the home screen: one row per run, rebuilt when a row changes; the
+cursor stays on the same run, and that run on the same line of the screen, when rows move or
+change (marks are drawn from the run keys the home screen holds)."""
 
 from __future__ import annotations
 
@@ -102,9 +103,21 @@ class RunsTable(DataTable):
             return
         self._rows = cells
         current = self.current_run
-        self.clear()
+        top = round(self.scroll_y)
+        line = self.cursor_row - top        # where the cursor's run is on screen
+        self.clear()                        # (which scrolls to the top)
         for run_id, *values in cells:
             self.add_row(*values, key=run_id)
         ids = [c[0] for c in cells]
         if current in ids:
-            self.move_cursor(row=ids.index(current), animate=False)
+            # the cursor stays on its run, and that run on its line of the screen: a new run
+            # above scrolls the list by one instead of moving the row under the user's eyes
+            row = ids.index(current)
+            self.move_cursor(row=row, animate=False, scroll=False)
+            top = max(0, row - line)
+        self._keep_top(top)
+        # again once the new rows are measured (until then the old height bounds the scroll)
+        self.call_after_refresh(self._keep_top, top)
+
+    def _keep_top(self, top: int) -> None:
+        self.scroll_to(y=top, animate=False, immediate=True)

@@ -58,18 +58,20 @@ async def test_newer_schema_is_a_clear_message_not_a_traceback(tui_env: Path) ->
         assert isinstance(app.screen, HomeScreen)
 
 
-async def test_runs_are_listed_active_first(tui_home: Path) -> None:
+async def test_runs_are_listed_newest_first(tui_home: Path) -> None:
     app = make_app(tui_home)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_loaded(pilot)
         table = app.screen.query_one("#runs", RunsTable)
         order = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
-        assert order == ["scir-c", "dpo-d", "cream-e", "srlm-b", "cream-a"]
-        assert [str(c) for c in table.get_row_at(0)[2:]] == [
-            "scir", "running", "2/4", "train 40%", "0", "2h00m", "56m"]
+        # by creation only: a run keeps its row as it starts and ends (test_stable_views.py)
+        assert order == ["cream-e", "dpo-d", "scir-c", "srlm-b", "cream-a"]
+        assert [str(c) for c in table.get_row_at(2)[2:]] == [
+            "scir", "running", "2/4", "train 40%", "0", "2h00m", "1h16m"]
         text = screen_text(app)
         assert "queued p2" in text and "failed" in text and "score ✗" in text
-        assert "5 runs · 1 running · 1 queued · queue accepting jobs" in text
+        # dpo-d's shape never ran here: the queue's end is unknown, not guessed
+        assert "5 runs · 1 running · 1 queued · all done in ? · queue accepting" in text
         assert "GPU0 util  84%" in text and "GPU1" in text        # the GPU strip
 
 
@@ -130,11 +132,11 @@ async def test_cancel_asks_first(tui_home: Path) -> None:
         await wait_actions(pilot)
         assert job(tui_home, RUNS.queued)["status"] == "cancelled"
         table = app.screen.query_one("#runs", RunsTable)
-        # no longer active: it sorts after cream-e, and the cursor follows it
-        await wait_until(pilot, lambda: table.current_run == RUNS.queued and
-                         table.cursor_row == 2, what="the run to move")
-        assert "cancelled" in str(table.get_row_at(2)[3])
-        await pilot.press("up", "up", "c", "enter")             # scir-c: enter is not a yes
+        # cancelled, it keeps its row, and the cursor stays on it
+        await wait_until(pilot, lambda: "cancelled" in str(table.get_row_at(1)[3]),
+                         what="the new status")
+        assert table.current_run == RUNS.queued and table.cursor_row == 1
+        await pilot.press("down", "c", "enter")                 # scir-c: enter is not a yes
         await wait_actions(pilot)
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
@@ -152,11 +154,11 @@ async def test_retry_priority_and_drain(tui_home: Path) -> None:
         await pilot.press("minus", "minus")
         await wait_actions(pilot)
         assert job(tui_home, RUNS.queued)["priority"] == 1
-        await pilot.press("up", "plus")                         # running: refused, one line
+        await pilot.press("down", "plus")                       # running: refused, one line
         await wait_actions(pilot)
         assert any("only a queued job's priority" in n.message
                    for n in app._notifications)
-        await pilot.press("down", "down", "down", "r")          # srlm-b, failed → queued
+        await pilot.press("down", "r")                          # srlm-b, failed → queued
         await wait_actions(pilot)
         assert job(tui_home, RUNS.failed)["status"] == "queued"
         assert open_store(tui_home).get_run(RUNS.failed)["status"] == "queued"
@@ -200,12 +202,12 @@ async def test_filter_marks_and_compare(tui_home: Path) -> None:
         await wait_until(pilot, lambda: table.row_count == 2, what="the filter")
         await pilot.press("enter")                              # keep the filter
         assert "filter 'cream': 2 shown" in screen_text(app)
-        await pilot.press("escape")                             # clear it
+        await pilot.press("down", "escape")                     # cream-a; clear the filter
         await wait_until(pilot, lambda: table.row_count == 5, what="all rows")
         await pilot.press("m")                                  # nothing marked yet
         assert isinstance(app.screen, HomeScreen)
-        assert table.current_run == RUNS.cancelled    # the cursor stayed on its run
-        await pilot.press("space", "down", "down", "space")     # cream-e and cream-a
+        assert table.current_run == RUNS.done and table.cursor_row == 4   # stayed on its run
+        await pilot.press("space", *["up"] * 4, "space")        # cream-a and cream-e
         assert "2 marked (m compares)" in screen_text(app)
         await pilot.press("m")
         await wait_loaded(pilot)
@@ -249,9 +251,12 @@ def test_cream_tui_and_cream_tui_command_open_the_same_app(monkeypatch, tmp_path
 
     import cream_tui.app as app_module
     from cream_tui.cli import app as cli
+    from cream_tui.cli import dashboard
 
     calls = []
     monkeypatch.setattr(app_module, "run_app", lambda *a, **k: calls.append((a, k)) or 0)
+    # (CliRunner gives no terminal: test_cli_runs.py checks that `cream tui` refuses that)
+    monkeypatch.setattr(dashboard, "not_a_terminal", lambda: None)
     monkeypatch.setenv("CREAM_USER_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.setattr("sys.argv", ["cream-tui", "--home", str(tmp_path), "--run", "x",
                                      "--poll", "2"])
@@ -259,9 +264,17 @@ def test_cream_tui_and_cream_tui_command_open_the_same_app(monkeypatch, tmp_path
         app_module.main()
     assert exit_.value.code == 0
     result = CliRunner().invoke(cli, ["tui", "--home", str(tmp_path), "--run", "x"])
-    assert result.exit_code == 0
-    # (no [hosts] in the user config: the dashboard over this one data home)
-    assert calls == [((tmp_path, "x", 2.0), {}), ((tmp_path, "x"), {"hosts": []})]
+    assert "run 'x': no such run" in str(result.exception)     # (main prints it, exit 2)
+    store = open_store(tmp_path)
+    store.create_run("20260101-000000-x-run-0001", name="x-run", method="srlm", model="m",
+                     iterations=1, run_dir=str(tmp_path / "r"), config_toml="")
+    store.close()
+    result = CliRunner().invoke(cli, ["tui", "--home", str(tmp_path), "--run", "x"])
+    assert result.exit_code == 0, result.output
+    # (no [hosts] in the user config: the dashboard over this one data home; `cream tui`
+    # resolves the run as every command does, here by a name prefix)
+    assert calls == [((tmp_path, "x", 2.0), {}),
+                     ((tmp_path, "20260101-000000-x-run-0001"), {"hosts": []})]
 
 
 async def test_a_store_that_breaks_while_open_is_a_message(tui_home: Path) -> None:

@@ -45,7 +45,7 @@ def test_home(snap_compare, tui_home: Path, size) -> None:
 @SIZES
 def test_run(snap_compare, tui_home: Path, size) -> None:
     assert snap_compare(make_app(tui_home), terminal_size=size,
-                        run_before=keys_then_wait("enter"))
+                        run_before=keys_then_wait("down", "down", "enter"))   # scir-c
 
 
 @SIZES
@@ -78,7 +78,8 @@ def test_help(snap_compare, tui_home: Path, size) -> None:
 
 @SIZES
 def test_confirm_cancel(snap_compare, tui_home: Path, size) -> None:
-    assert snap_compare(make_app(tui_home), terminal_size=size, run_before=keys_then_wait("c"))
+    assert snap_compare(make_app(tui_home), terminal_size=size,
+                        run_before=keys_then_wait("down", "down", "c"))      # scir-c
 
 
 @SIZES
