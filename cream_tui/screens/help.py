@@ -44,7 +44,7 @@ KEYS = """\
   escape   back to the runs
 
 [b]GPUs[/] (g)
-  ↑ ↓ j k  select a GPU: its processes (user, GPU memory,
+  ↑ ↓ j k  pick a GPU: its processes (user, GPU memory,
            SM%, host CPU and memory, run, command) below
   h        its history, when it does not fit below
   escape   back

@@ -113,10 +113,9 @@ class HomeScreen(PolledScreen):
         parts = [f"{len(data.runs)} runs", f"{running} running", f"{queued} queued",
                  "[b reverse] queue drained [/] d resumes" if data.drained
                  else "queue accepting jobs"]
-        if running or queued:
-            left = queue_left(data.runs)
-            # (unknown while a queued run's shape was never run here: no guess)
-            parts.insert(3, f"all done in {fmt.estimate(left) if left is not None else '?'}")
+        left = queue_left(data.runs) if running or queued else None
+        if left is not None:    # (unknown while a queued run's shape never ran here: no guess)
+            parts.insert(3, f"all done in {fmt.estimate(left)}")
         if data.hosts:
             parts[3:4] = [f"{len(data.hosts)} hosts"] + [
                 f"[b red]{h.name} {h.state}[/]" for h in data.hosts

@@ -71,7 +71,7 @@ async def test_runs_are_listed_newest_first(tui_home: Path) -> None:
         text = screen_text(app)
         assert "queued p2" in text and "failed" in text and "score ✗" in text
         # dpo-d's shape never ran here: the queue's end is unknown, not guessed
-        assert "5 runs · 1 running · 1 queued · all done in ? · queue accepting" in text
+        assert "5 runs · 1 running · 1 queued · queue accepting jobs" in text
         assert "GPU0 util  84%" in text and "GPU1" in text        # the GPU strip
 
 

@@ -3,6 +3,7 @@ fixed clock and the text helpers."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from cream_engine.metric_reads import BUCKETS, Buckets
@@ -149,3 +150,28 @@ def test_the_seed_sfts_loss_is_charted_until_dpo_has_one(tmp_path: Path) -> None
     store.log_metrics(run_id, 0, "train", 1, {"loss": 0.69})
     data = source.run_data(run_id, NOW + 1, 50)
     assert data.loss_label == "loss" and data.loss == ((1, 0.69),)
+
+
+async def test_the_home_screen_says_when_the_queue_should_be_done(tmp_path: Path) -> None:
+    """A queued run of a shape that ran before (here: scir-c's config) is priced from it; the
+    status line then gives when the running and the queued run should both be done."""
+    from tests.tui.fixtures import RUNS, write_store
+    from tests.tui.helpers import make_app, screen_text, wait_loaded
+
+    home = tmp_path / "home"
+    write_store(home)
+    with contextlib.closing(open_store(home)) as store:
+        store.execute("UPDATE runs SET config_toml = (SELECT config_toml FROM runs WHERE id = ?),"
+                      " iterations = 4 WHERE id = ?", [RUNS.running, RUNS.queued])
+        rows = {r.name: r for r in DataSource(home, no_gpu).home_data(NOW).runs}
+        assert rows["dpo-d"].estimate is None      # scir-c never evaluated M0: unknown
+        store.execute("INSERT INTO stages (run_id, iteration, stage, status, started_at, "
+                      "ended_at) VALUES (?, 0, 'baseline', 'done', 0, 300)", [RUNS.running])
+    rows = {r.name: r for r in DataSource(home, no_gpu).home_data(NOW).runs}
+    # M0's evaluation took 300 s, scir-c's other stages 500 s each: 4 iterations of 6
+    assert rows["dpo-d"].estimate == 300 + 4 * 6 * 500
+    app = make_app(home)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await wait_loaded(pilot)
+        # one slot: scir-c's 4580 s, then dpo-d's 12300 s: 4h41m
+        assert "1 queued · all done in 4h41m · queue accepting jobs" in screen_text(app)

@@ -144,8 +144,9 @@ def _select(app, prefix: str, name: str) -> None:
 
 
 def _host_row(app, host: str, name: str) -> str:
-    return next(line for line in screen_text(app).splitlines()
-                if f" {host}" in line and name in line)
+    """The screen line of that host's run (empty while it is not on screen)."""
+    return next((line for line in screen_text(app).splitlines()
+                 if f" {host}" in line and name in line), "")
 
 
 async def test_dashboard_over_two_hosts(sshd, tmp_path: Path, two_homes, monkeypatch) -> None:
@@ -204,7 +205,8 @@ async def test_dashboard_over_two_hosts(sshd, tmp_path: Path, two_homes, monkeyp
             # B comes back by itself
             server_b.start()
             await wait_until(pilot, lambda: "hostB up" in screen_text(app)
-                             and "hostB ✗" not in _host_row(app, "hostB", "cream-a"), 30, "B back")
+                             and "hostB ✗" not in _host_row(app, "hostB", "cream-a")
+                             and "hostB" in _host_row(app, "hostB", "cream-a"), 30, "B back")
 
 
 @pytest.mark.slow
