@@ -8,7 +8,10 @@ calls on each poll):
 1. open: the CPU time of the first `run_data` (the charts' series read and downsampled to a
    100-cell chart), and the wall time;
 2. per poll: a writer adds one step (four rows) before each poll, as a trainer logging every
-   step does; the mean CPU time of `run_data` over the polls. It should not grow with the run.
+   step does. A long series is first drawn from a sample of its steps and read exactly over
+   the next polls (within 0.2 s each): how many polls that took and the most one cost; then
+   the mean CPU time of `run_data` over the second half of the polls, which should not grow
+   with the run.
 
     .venv/bin/python bench/series_scale.py [--sizes 10000,100000,1000000] [--polls 50]
 
@@ -78,19 +81,25 @@ def measure(rows: int, polls: int) -> str:
         open_cpu, open_wall = time.process_time() - c0, time.perf_counter() - w0
         assert data.run is not None and data.loss, "the chart read nothing"
         writer = open_store(home)
-        spent = 0.0
-        for _ in range(polls):
+        spent: list[float] = []
+        exact_after = None
+        for poll in range(polls):
             step += 1
             writer.log_metrics(RUN, ITERATIONS - 1, "train", step,
                                dict(zip(NAMES, (0.3, 0.6, 0.9, -0.3))))
             c0 = time.process_time()
             data = source.run_data(RUN, now, 100)
-            spent += time.process_time() - c0
+            spent.append(time.process_time() - c0)
+            if exact_after is None and not any(
+                    g.coarse for g in source._series[RUN].groups.values()):
+                exact_after = poll + 1
         assert data.last is not None and data.last[1] == step, "the poll missed the new step"
         writer.close()
         source.close()
-        return (f"{rows:>9,} rows: open {open_cpu * 1000:7.0f} ms CPU ({open_wall * 1000:.0f} ms "
-                f"wall), per poll {spent / polls * 1000:6.1f} ms CPU, "
+        steady = spent[len(spent) // 2:]
+        return (f"{rows:>9,} rows: open {open_cpu * 1000:6.0f} ms CPU ({open_wall * 1000:.0f} ms "
+                f"wall), exact after {exact_after} polls (at most {max(spent) * 1000:.0f} ms "
+                f"each), then per poll {sum(steady) / len(steady) * 1000:5.1f} ms CPU; "
                 f"{len(data.loss)} loss points drawn")
 
 

@@ -8,6 +8,7 @@ iteration t after iteration t-1: x = offset(t) + step, with a boundary at each o
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ from cream_engine import metric_reads
 from cream_engine.metric_reads import Buckets
 from cream_engine.results import Point
 from cream_engine.store import Store
+
+REFINE_S = 0.2   # CPU a poll may spend reading sampled series exactly
 
 
 def downsample_minmax(points: Sequence[Point], buckets: int) -> list[Point]:
@@ -82,24 +85,38 @@ class RunSeries:
             self.last_id, self.groups, self.fingerprint = -1, {}, fingerprint
             self.version += 1
         top = store.last_metric_id()
-        if top <= self.last_id:
-            return reset
-        if self.last_id < 0:
+        if self.last_id < 0:           # (a first read draws the sample at once)
             self.groups = metric_reads.read_series(store, self.run_id, self.names, top)
             changed = bool(self.groups)
         else:
-            rows = metric_reads.new_rows(store, self.run_id, self.names, self.last_id, top)
+            changed = self.refine(store)
+            rows = metric_reads.new_rows(store, self.run_id, self.names, self.last_id, top) \
+                if top > self.last_id else []
             for r in rows:
                 key = (r["name"], r["iteration"])
                 group = self.groups.get(key)
                 if group is None:
                     group = self.groups[key] = Buckets()
                 group.add(r["step"], r["value"])
-            changed = bool(rows)
-        self.last_id = top
+            changed = changed or bool(rows)
+        self.last_id = max(top, self.last_id)
         if changed:
             self.version += 1
         return reset or changed
+
+    def refine(self, store: Store, budget_s: float = REFINE_S) -> bool:
+        """Read sampled (`coarse`) series exactly, as many as fit in `budget_s`; True when
+        one was."""
+        started, done = time.monotonic(), False
+        for (name, it), group in list(self.groups.items()):
+            if not group.coarse:
+                continue
+            if done and time.monotonic() - started > budget_s:
+                break
+            self.groups[(name, it)] = metric_reads.read_group(store, self.run_id, name, it,
+                                                              self.last_id)
+            done = True
+        return done
 
     def offsets(self, skip: tuple[str, ...] = ()) -> dict[int, int]:
         """x offset of each iteration: the sum of the steps of the iterations before it (the
@@ -118,8 +135,8 @@ class RunSeries:
         points: list[Point] = []
         for it in sorted(it for n, it in self.groups if n == name):
             offset = offsets.get(it, 0)
+            # (in x order: an iteration's offset is where the one before it ended)
             points += [(offset + x, v) for x, v in self.groups[(name, it)].points()]
-        points.sort(key=lambda p: p[0])   # (already in order, unless offsets overlap)
         return tuple(downsample_minmax(points, buckets))
 
     def last(self, name: str) -> tuple[int, int, float | None] | None:

@@ -52,25 +52,32 @@ def test_series_read_only_new_rows_and_reset_when_a_stage_restarts(store: Store)
 
 
 def test_a_long_series_is_read_bucketed_and_keeps_its_spikes(store: Store) -> None:
-    """Past 2 * BUCKETS rows the first read is SQLite's min/max per bucket of steps; rows
-    written later land in their buckets; a bucket's spike and dip survive both."""
-    n = 10 * BUCKETS
+    """Past 2 * BUCKETS rows a read is SQLite's min/max per bucket of steps; a long series is
+    first drawn from a sample of its steps, read exactly at the next update; rows written
+    later land in their buckets; a bucket's spike and dip survive all of it."""
+    n = 20 * BUCKETS
     values = [0.5 + 0.001 * (s % 7) for s in range(n)]
-    values[4321], values[8765] = 9.0, -3.0
+    values[4321], values[8765] = 9.0, -3.0          # odd steps: not in a sample of even ones
     store.executemany("INSERT INTO metrics (run_id, iteration, stage, step, name, value, time) "
                       "VALUES ('r', 0, 'train', ?, 'loss', ?, 0)", list(enumerate(values)))
     series = RunSeries("r", ("loss",))
     series.update(store, fingerprint=("a",))
     group = series.groups[("loss", 0)]
-    assert group.width == 10 and len(group.cells) <= BUCKETS
+    assert group.coarse and group.width == 20 and len(group.cells) <= BUCKETS
     assert series.last("loss") == (0, n - 1, values[-1])
+    assert 9.0 not in {v for _, v in series.series("loss", series.offsets(), 60)}
+    version = series.version
+    assert series.update(store, fingerprint=("a",)) and series.version > version
+    group = series.groups[("loss", 0)]
+    assert not group.coarse and group.width == 20
     drawn = series.series("loss", series.offsets(), 60)
     assert len(drawn) <= 2 * 60 + 2
     assert max(v for _, v in drawn) == 9.0 and min(v for _, v in drawn) == -3.0
+    assert not series.update(store, fingerprint=("a",))   # exact, nothing new: no change
     for step in range(n, 3 * n):                     # the run goes on: merged as it grows
         store.log_metrics("r", 0, "train", step, {"loss": 7.5 if step == 2 * n else 0.5})
     assert series.update(store, fingerprint=("a",))
-    assert group.width == 20 and len(group.cells) <= 2 * BUCKETS
+    assert group.width == 40 and len(group.cells) <= 2 * BUCKETS
     drawn = series.series("loss", series.offsets(), 60)
     assert {9.0, -3.0, 7.5} <= {v for _, v in drawn}
     assert series.last("loss") == (0, 3 * n - 1, 0.5)
