@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from cream_tui.screens.gpus import GpuScreen
 from cream_tui.screens.help import HelpScreen
 from cream_tui.screens.home import HomeScreen
 from cream_tui.screens.run import RunScreen
+from cream_tui.terminal import no_terminal_line, not_a_terminal
 
 POLL_ENV = "CREAM_TUI_POLL_S"
 
@@ -201,5 +203,9 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=None,
                         help=f"seconds between store reads [default: ${POLL_ENV} or 1]")
     args = parser.parse_args()
+    missing = not_a_terminal()
+    if missing:
+        print(f"cream-tui: error: {no_terminal_line('cream-tui', missing)}", file=sys.stderr)
+        raise SystemExit(2)
     paths.set_home_umask()  # (its queue actions write under the home, as the CLI's do)
     raise SystemExit(run_app(paths.data_home(args.home), args.run, args.poll))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from cream_engine import hosts, userconfig
 from cream_engine.errors import UsageError
 from cream_tui.cli.common import HomeOpt, data_home, store_with
+from cream_tui.terminal import no_terminal_line, not_a_terminal
 
 
 def demo(ctx: typer.Context, home: HomeOpt = None,
@@ -39,8 +39,7 @@ def tui(ctx: typer.Context, home: HomeOpt = None,
     anywhere. On one box only, over SSH: `ssh -t host cream tui`."""
     missing = not_a_terminal()
     if missing:
-        raise UsageError(f"cream tui needs a terminal: {missing} is not one (over ssh: "
-                         "ssh -t HOST cream tui); try `cream status` for the runs as text")
+        raise UsageError(no_terminal_line("cream tui", missing))
     from cream_tui.app import run_app  # textual only when the dashboard opens
 
     known = userconfig.host_specs()
@@ -55,16 +54,6 @@ def tui(ctx: typer.Context, home: HomeOpt = None,
         run = store.require_run(run)["id"]
         store.close()
     raise typer.Exit(run_app(data_home(ctx, home), run, hosts=specs))
-
-
-def not_a_terminal() -> str | None:
-    """Which of stdin (keys), stdout and stderr (where textual draws) is not a terminal, or
-    None. Piped or redirected, the dashboard would draw escape codes into a file or wait for
-    keys that never come."""
-    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr)):
-        if stream is None or not stream.isatty():
-            return name
-    return None
 
 
 def feed(ctx: typer.Context, home: HomeOpt = None,

@@ -257,6 +257,7 @@ def test_cream_tui_and_cream_tui_command_open_the_same_app(monkeypatch, tmp_path
     monkeypatch.setattr(app_module, "run_app", lambda *a, **k: calls.append((a, k)) or 0)
     # (CliRunner gives no terminal: test_cli_runs.py checks that `cream tui` refuses that)
     monkeypatch.setattr(dashboard, "not_a_terminal", lambda: None)
+    monkeypatch.setattr(app_module, "not_a_terminal", lambda: None)
     monkeypatch.setenv("CREAM_USER_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.setattr("sys.argv", ["cream-tui", "--home", str(tmp_path), "--run", "x",
                                      "--poll", "2"])

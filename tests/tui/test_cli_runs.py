@@ -150,3 +150,14 @@ def test_cream_tui_without_a_terminal_is_one_line(home: Path) -> None:
         os.close(main)
     assert proc.returncode == 2 and proc.stdout == b""
     assert "cream tui needs a terminal: stdout is not one" in err and err.count("\n") == 1
+
+
+def test_cream_tui_entry_point_without_a_terminal_is_one_line(home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREAM_")}
+    r = subprocess.run([sys.executable, "-c", "from cream_tui.app import main; main()",
+                        "--home", str(home)], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, env=env, cwd=REPO, timeout=60, check=False)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == [(
+        "cream-tui: error: cream-tui needs a terminal: stdin is not one (over ssh: ssh -t "
+        "HOST cream-tui); try `cream status` for the runs as text")]
