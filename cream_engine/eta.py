@@ -9,7 +9,8 @@ still to run is priced at what it took before:
 and the running stage at its own rate (elapsed × left / done), leaning on the history while
 it has done little. A stage nobody has measured yet leaves the estimate unknown (None): the
 first iteration of a new shape shows no ETA rather than a wrong one. The consistency and pairs
-stages (pure Python, seconds) count as nothing until measured.
+stages (pure Python, seconds) count as nothing until measured; an evaluation not run yet is
+priced like the run's other evaluations (M0's, M1's: the same sets, another model).
 
 Queue-wide: the queued runs start, in the order the worker takes them, on the first of the
 running slots to free up (as many slots as runs running now, at least one).
@@ -30,6 +31,7 @@ import tomllib
 from cream_engine.paths import BASELINE, SFT, SFT_EVAL, STAGES
 
 QUICK = ("consistency", "pairs")
+EVALUATIONS = (BASELINE, SFT_EVAL, "evaluate")   # the same evaluation sets, another model
 LABELS = {("run", "name"), ("run", "iterations"), ("run", "seed")}
 _shapes: dict[str, tuple[str, dict]] = {}   # config text -> (shape key, the parsed config)
 
@@ -96,11 +98,21 @@ class History:
                        for k, v in shaped.items()}
 
     def stage(self, run_id: str, stage: str) -> float | None:
+        took = self._measured(run_id, stage)
+        if took is None and stage in EVALUATIONS:
+            # an evaluation not run yet (with `[eval] every`, often only the last model's) is
+            # priced at the longest of the others: the same sets, another model (the shortest
+            # may have been a cache hit)
+            alike = [self._measured(run_id, s) for s in EVALUATIONS if s != stage]
+            took = max((t for t in alike if t is not None), default=None)
+        if took is None and stage in QUICK:
+            return 0.0
+        return took
+
+    def _measured(self, run_id: str, stage: str) -> float | None:
         took = self.own.get((run_id, stage))
         if took is None and run_id in self.shape:
             took = self.shaped.get((self.shape[run_id], stage))
-        if took is None and stage in QUICK:
-            return 0.0
         return took
 
 

@@ -64,9 +64,12 @@ def iteration_stages(t: int) -> list[str]:
 def test_the_eta_is_exact_and_steady_once_every_stage_was_measured(store: Store) -> None:
     run = Clock(store, "r1", config(), 3, 1000.0)
     per_iteration = sum(v for k, v in TOOK.items() if k != "baseline")
-    for name in iteration_stages(0)[:-1]:
+    for name in iteration_stages(0)[:-2]:
         run.stage(0, name)
-        assert run.eta() is None        # evaluation never measured for this shape: unknown
+        assert run.eta() is None        # training never measured for this shape: unknown
+    run.stage(0, "train")
+    # M_1's evaluation, not measured yet, priced like M0's (300 s); then measured (400 s)
+    assert run.eta() == pytest.approx(300 + 2 * (per_iteration - 400 + 300))
     run.stage(0, "evaluate")
     assert run.eta() == 2 * per_iteration
     seen = []
@@ -129,3 +132,13 @@ def test_the_plan_follows_the_config() -> None:
     assert not [s for _, s in off if s in ("baseline", "evaluate", "sft")]
     assert eta.shape_of(config("x"))[0] == eta.shape_of(config("y", iterations=9))[0]
     assert eta.shape_of(config("x"))[0] != eta.shape_of(config("x", n=2))[0]
+
+
+def test_an_evaluation_not_run_yet_is_priced_like_the_others(store: Store) -> None:
+    """With `[eval] every = 3` only M0 and the last model are evaluated: after iteration 0 the
+    last evaluation is priced at M0's (the longest evaluation this run measured)."""
+    run = Clock(store, "r", config(iterations=3, eval={"every": 3}), 3, 0.0)
+    for name in iteration_stages(0)[:-1]:            # baseline … train, no evaluate
+        run.stage(0, name)
+    per_iteration = sum(v for k, v in TOOK.items() if k not in ("baseline", "evaluate"))
+    assert run.eta() == pytest.approx(2 * per_iteration + TOOK["baseline"])

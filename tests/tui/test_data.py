@@ -171,7 +171,8 @@ async def test_the_home_screen_says_when_the_queue_should_be_done(tmp_path: Path
         store.execute("UPDATE runs SET config_toml = (SELECT config_toml FROM runs WHERE id = ?),"
                       " iterations = 4 WHERE id = ?", [RUNS.running, RUNS.queued])
         rows = {r.name: r for r in DataSource(home, no_gpu).home_data(NOW).runs}
-        assert rows["dpo-d"].estimate is None      # scir-c never evaluated M0: unknown
+        # scir-c never evaluated M0: priced like its other evaluations (500 s)
+        assert rows["dpo-d"].estimate == 500 + 4 * 6 * 500
         store.execute("INSERT INTO stages (run_id, iteration, stage, status, started_at, "
                       "ended_at) VALUES (?, 0, 'baseline', 'done', 0, 300)", [RUNS.running])
     rows = {r.name: r for r in DataSource(home, no_gpu).home_data(NOW).runs}
