@@ -134,9 +134,3 @@ def _groups(store: Store, run_id: str, names: tuple[str, ...],
             if top:
                 found.append((name, iteration, top[0]["step"]))
     return found
-
-
-def new_rows(store: Store, run_id: str, names: tuple[str, ...], after_id: int,
-             upto_id: int) -> list[dict]:
-    """(iteration, step, name, value) of the rows with after_id < id <= upto_id."""
-    return store.metric_points(run_id, names, after_id, upto_id)

@@ -90,7 +90,7 @@ class RunSeries:
             changed = bool(self.groups)
         else:
             changed = self.refine(store)
-            rows = metric_reads.new_rows(store, self.run_id, self.names, self.last_id, top) \
+            rows = store.metric_points(self.run_id, self.names, self.last_id, top) \
                 if top > self.last_id else []
             for r in rows:
                 key = (r["name"], r["iteration"])
