@@ -111,18 +111,21 @@ def run_summaries(store: Store, now: float | None = None,
     done = {r["run_id"]: r["done"] or 0 for r in store.query(
         "SELECT run_id, SUM(status = 'done') AS done FROM iterations "
         f"{'WHERE run_id = ?' if run_id else ''} GROUP BY run_id", args)}
-    left = _remaining(store, runs, now)
+    left = _remaining(store, runs, now, every_run=run_id is None)
     return [_summary(store, r, jobs.get(r["id"]), stages.get(r["id"], []), done.get(r["id"], 0),
                      now, left.get(r["id"])) for r in runs]
 
 
-def _remaining(store: Store, runs: list[dict], now: float) -> dict[str, float | None]:
+def _remaining(store: Store, runs: list[dict], now: float,
+               every_run: bool) -> dict[str, float | None]:
     """`eta.run_remaining` of each running or queued run (one read of the stage history)."""
     active = [r for r in runs if r["status"] in ("running", "queued")]
     if not active:
         return {}
     rows = eta.stage_rows_for(store, [r["id"] for r in active])
-    history = eta.History(store.query("SELECT id, config_toml FROM runs"), rows)
+    # (the history needs every run's shape: `runs` is all of them unless one was asked for)
+    everyone = runs if every_run else store.query("SELECT id, config_toml FROM runs")
+    history = eta.History(everyone, rows)
     by_run: dict[str, list[dict]] = {}
     for s in rows:
         by_run.setdefault(s["run_id"], []).append(s)
